@@ -1,0 +1,29 @@
+"""jaxppo: PPO and DQN as compiled, seed-vmapped JAX programs with every stability control in config."""
+
+from jaxppo.algorithm import Algorithm
+from jaxppo.api import make_algorithm, make_train, train
+from jaxppo.config import DQNConfig, PPOConfig, RunSettings, apply_overrides, config_to_dict, load_config
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Algorithm",
+    "DQNConfig",
+    "PPOConfig",
+    "RunSettings",
+    "apply_overrides",
+    "config_to_dict",
+    "load_config",
+    "make_algorithm",
+    "make_train",
+    "train",
+]
+
+
+def __getattr__(name: str):
+    # load_policy lives on the run-loop floor; import it lazily so `import jaxppo` stays light.
+    if name == "load_policy":
+        from jaxppo.runner import load_policy
+
+        return load_policy
+    raise AttributeError(f"module 'jaxppo' has no attribute {name!r}")

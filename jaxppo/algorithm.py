@@ -1,0 +1,37 @@
+"""The interface every algorithm implements, so the run loop, CLI and benchmarks treat them alike.
+
+An algorithm is a bundle of pure functions over its own state pytree. The PRNG key lives in the state
+and every update splits it, so running ``n`` updates in one call or in several chunks gives identical
+results (the runner relies on this for chunked training and exact resume).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+import jax
+
+__all__ = ["Algorithm"]
+
+
+class Algorithm(NamedTuple):
+    """Pure functions for one config and environment; vmap them over seeds, jit the result.
+
+    * ``init(key) -> state``: parameters, optimiser, environments, statistics, key.
+    * ``run_updates(state, num_updates) -> (state, metrics)``: ``num_updates`` (a Python int, static)
+      rollout-and-learn iterations in one ``lax.scan``; metrics are a dict of arrays whose leading axis
+      is the update index.
+    * ``evaluate(state, key) -> {"eval_return": [E], "eval_length": [E]}``: one episode on each of
+      ``config.run.eval_episodes`` fresh environments with the greedy / deterministic policy.
+    * ``policy_of(state) -> policy``: the small pytree acting needs (parameters, observation statistics).
+    * ``act(policy, obs, key, deterministic) -> action`` for a single observation or a batch.
+    """
+
+    config: Any
+    init: Callable[[jax.Array], Any]
+    run_updates: Callable[[Any, int], tuple[Any, dict[str, jax.Array]]]
+    evaluate: Callable[[Any, jax.Array], dict[str, jax.Array]]
+    policy_of: Callable[[Any], Any]
+    act: Callable[..., jax.Array]
+    env: Any
+    env_params: Any

@@ -1,0 +1,54 @@
+"""The public entry points: build an algorithm for a config, train one seed, or train many at once."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Optional
+
+import jax
+
+from jaxppo.algorithm import Algorithm
+from jaxppo.config import DQNConfig, PPOConfig
+
+__all__ = ["make_algorithm", "make_train", "train"]
+
+
+def make_algorithm(config: Any, env: Any = None, env_params: Any = None) -> Algorithm:
+    """The ``Algorithm`` (pure init / run_updates / evaluate / act) for a ``PPOConfig`` or ``DQNConfig``."""
+    if isinstance(config, PPOConfig):
+        from jaxppo.ppo.train import make_algorithm as make_ppo
+
+        return make_ppo(config, env, env_params)
+    if isinstance(config, DQNConfig):
+        from jaxppo.dqn.train import make_algorithm as make_dqn
+
+        return make_dqn(config, env, env_params)
+    raise TypeError(f"config must be a PPOConfig or DQNConfig, got {type(config).__name__}.")
+
+
+def make_train(config: Any, env: Any = None, env_params: Any = None) -> Callable[[jax.Array], tuple[Any, dict]]:
+    """``train(key) -> (final_state, metrics)`` for one seed: pure, so vmap over keys and jit the result.
+
+    ``metrics`` maps names to arrays whose leading axis is the update index
+    (``config.num_updates`` of them). ``env`` may be any gymnax-compatible environment object;
+    without one the config's ``env`` name is made with gymnax.
+    """
+    algorithm = make_algorithm(config, env, env_params)
+    num_updates = config.num_updates
+
+    def train_one_seed(key: jax.Array) -> tuple[Any, dict]:
+        return algorithm.run_updates(algorithm.init(key), num_updates)
+
+    return train_one_seed
+
+
+def train(config: Any, num_seeds: int = 1, seed: int = 0, env: Any = None,
+          env_params: Optional[Any] = None) -> tuple[Any, dict]:
+    """Trains ``num_seeds`` independent seeds at once; results carry a leading seed axis.
+
+    Seed ``i`` uses ``jax.random.split(jax.random.PRNGKey(seed), num_seeds)[i]``, so a run with more
+    seeds reproduces the first seeds of a smaller one.
+    """
+    if not isinstance(num_seeds, int) or num_seeds <= 0:
+        raise ValueError(f"num_seeds={num_seeds!r} must be a positive integer.")
+    keys = jax.random.split(jax.random.PRNGKey(seed), num_seeds)
+    return jax.jit(jax.vmap(make_train(config, env, env_params)))(keys)

@@ -1,0 +1,487 @@
+"""Typed, frozen configuration for every algorithm, loaded from YAML.
+
+Each config is a `flax.struct.dataclass`:
+
+* sizes and modes (``num_envs``, ``hidden_sizes``, ``value_clipping`` ...) are *static* fields: they
+  decide array shapes and which code is traced, so they are part of the compiled program;
+* numeric hyperparameters (learning rates, clip ranges, coefficients) are *pytree leaves*: a sweep can
+  stack several configs with ``jax.tree.map(jnp.stack, ...)`` and ``jax.vmap`` over them, and the same
+  compiled program serves every value.
+
+Validation runs in ``__post_init__`` on concrete Python numbers only (a leaf that is a tracer or an
+array during a vmapped sweep is left alone), and every message names the field, the value and the fix.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import os
+from typing import Any, Mapping, Optional
+
+import yaml
+from flax import struct
+
+__all__ = [
+    "PPOConfig",
+    "DQNConfig",
+    "RunSettings",
+    "load_config",
+    "config_from_dict",
+    "apply_overrides",
+    "config_to_dict",
+    "CONFIG_CLASSES",
+]
+
+
+def static(default: Any) -> Any:
+    """A field that is part of the compiled program (a size or a mode), not a pytree leaf."""
+    return struct.field(pytree_node=False, default=default)
+
+
+def leaf(default: Any) -> Any:
+    """A numeric hyperparameter: a pytree leaf that a sweep may vmap over."""
+    return struct.field(pytree_node=True, default=default)
+
+
+def _is_concrete_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        hint = difflib.get_close_matches(str(value), choices, n=1)
+        extra = f" Did you mean {hint[0]!r}?" if hint else ""
+        raise ValueError(f"{name}={value!r} is not one of {list(choices)}.{extra}")
+
+
+def _check_positive_int(name: str, value: Any) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise ValueError(f"{name}={value!r} must be a positive integer.")
+
+
+def _check_range(name: str, value: Any, low: float, high: float, *, low_open: bool = False,
+                 high_open: bool = False, optional: bool = False) -> None:
+    """Checks ``low <(=) value <(=) high`` for a concrete number; tracers and arrays pass."""
+    if value is None:
+        if optional:
+            return
+        raise ValueError(f"{name} must be a number, not null.")
+    if isinstance(value, bool) or isinstance(value, str):
+        raise ValueError(f"{name}={value!r} must be a number.")
+    if not _is_concrete_number(value):
+        return
+    if not math.isfinite(value):
+        raise ValueError(f"{name}={value!r} must be finite.")
+    below = value <= low if low_open else value < low
+    above = value >= high if high_open else value > high
+    if below or above:
+        left = "(" if low_open else "["
+        right = ")" if high_open else "]"
+        raise ValueError(f"{name}={value!r} must lie in {left}{low}, {high}{right}.")
+
+
+def _check_env_name(name: str) -> None:
+    from jaxppo.envs import known_env_names  # local: config is the ground floor
+
+    names = known_env_names()
+    if name not in names:
+        hint = difflib.get_close_matches(name, names, n=1)
+        extra = f" Did you mean {hint[0]!r}?" if hint else ""
+        raise ValueError(
+            f"env={name!r} is not a gymnax environment.{extra} Pass your own env object to "
+            "make_train(config, env=..., env_params=...) to train on a custom environment."
+        )
+
+
+@struct.dataclass
+class RunSettings:
+    """Host-side run settings shared by every algorithm (chunking, checkpoints, evaluation)."""
+
+    updates_per_chunk: int = static(50)
+    checkpoint_every_chunks: int = static(10)
+    eval_interval: int = static(0)
+    eval_episodes: int = static(16)
+
+
+_ACTIVATIONS = ("tanh", "relu", "gelu", "silu", "elu")
+
+
+@struct.dataclass
+class PPOConfig:
+    """Proximal Policy Optimization, with every stability control from the seed reports as a field.
+
+    Defaults are PureJaxRL's CartPole PPO (4 envs x 128 steps, 4 epochs x 4 minibatches, Adam 2.5e-4
+    annealed, clip 0.2, GAE 0.99/0.95, global-norm clipping 0.5), so results compare directly.
+    """
+
+    algorithm: str = static("ppo")
+    env: str = static("CartPole-v1")
+    # Sizes: the shape of the compiled program.
+    num_envs: int = static(4)
+    num_steps: int = static(128)
+    total_timesteps: int = static(500_000)
+    num_epochs: int = static(4)
+    num_minibatches: int = static(4)
+    hidden_sizes: tuple[int, ...] = static((64, 64))
+    activation: str = static("tanh")
+    # Modes.
+    return_estimator: str = static("gae")  # gae | monte_carlo
+    advantage_normalization: str = static("minibatch")  # minibatch | batch | off
+    value_clipping: str = static("off")  # off | absolute | relative
+    value_loss: str = static("mse")  # mse | huber | mixed
+    return_normalization: str = static("off")  # off | batch | running
+    reward_normalization: str = static("off")  # off | running
+    observation_normalization: bool = static(False)
+    anneal_lr: bool = static(True)
+    # Numeric hyperparameters (pytree leaves).
+    learning_rate: float = leaf(2.5e-4)
+    critic_learning_rate: Optional[float] = leaf(None)  # None: the critic uses learning_rate
+    adam_eps: float = leaf(1e-5)
+    gamma: float = leaf(0.99)
+    gae_lambda: float = leaf(0.95)
+    clip_epsilon: float = leaf(0.2)
+    value_clip_epsilon: float = leaf(0.2)
+    value_clip_floor: float = leaf(1.0)
+    huber_delta: float = leaf(1.0)
+    value_loss_coef: float = leaf(0.5)
+    entropy_coef: float = leaf(0.01)
+    max_grad_norm: Optional[float] = leaf(0.5)  # None: no clipping
+    target_kl: Optional[float] = leaf(None)  # None: no early stopping
+    advantage_std_floor: float = leaf(1e-8)
+    return_scale: float = leaf(1.0)
+    reward_clip: float = leaf(10.0)
+    observation_clip: float = leaf(10.0)
+    log_std_init: float = leaf(0.0)
+    # Host-side run settings.
+    run: RunSettings = static(RunSettings())
+
+    # Derived sizes ------------------------------------------------------------------------------
+    @property
+    def batch_size(self) -> int:
+        """Transitions collected per update: ``num_envs * num_steps``."""
+        return self.num_envs * self.num_steps
+
+    @property
+    def minibatch_size(self) -> int:
+        return self.batch_size // self.num_minibatches
+
+    @property
+    def num_updates(self) -> int:
+        """Rollout-and-update iterations: ``total_timesteps // batch_size``."""
+        return self.total_timesteps // self.batch_size
+
+    @property
+    def steps_per_update(self) -> int:
+        return self.batch_size
+
+    def __post_init__(self) -> None:
+        _check_choice("algorithm", self.algorithm, ("ppo",))
+        for name in ("num_envs", "num_steps", "total_timesteps", "num_epochs", "num_minibatches"):
+            _check_positive_int(name, getattr(self, name))
+        if self.batch_size % self.num_minibatches:
+            raise ValueError(
+                f"num_envs*num_steps = {self.num_envs}*{self.num_steps} = {self.batch_size} is not "
+                f"divisible by num_minibatches={self.num_minibatches}; choose num_minibatches that "
+                f"divides {self.batch_size}."
+            )
+        if self.total_timesteps < self.batch_size:
+            raise ValueError(
+                f"total_timesteps={self.total_timesteps} is smaller than one batch "
+                f"(num_envs*num_steps = {self.batch_size}); raise total_timesteps."
+            )
+        if not isinstance(self.hidden_sizes, tuple) or not self.hidden_sizes or any(
+            not isinstance(h, int) or h <= 0 for h in self.hidden_sizes
+        ):
+            raise ValueError(f"hidden_sizes={self.hidden_sizes!r} must be a non-empty list of positive ints.")
+        _check_choice("activation", self.activation, _ACTIVATIONS)
+        _check_choice("return_estimator", self.return_estimator, ("gae", "monte_carlo"))
+        _check_choice("advantage_normalization", self.advantage_normalization, ("minibatch", "batch", "off"))
+        _check_choice("value_clipping", self.value_clipping, ("off", "absolute", "relative"))
+        _check_choice("value_loss", self.value_loss, ("mse", "huber", "mixed"))
+        _check_choice("return_normalization", self.return_normalization, ("off", "batch", "running"))
+        _check_choice("reward_normalization", self.reward_normalization, ("off", "running"))
+        if not isinstance(self.observation_normalization, bool):
+            raise ValueError(f"observation_normalization={self.observation_normalization!r} must be true or false.")
+        _check_range("learning_rate", self.learning_rate, 0.0, 1.0, low_open=True)
+        _check_range("critic_learning_rate", self.critic_learning_rate, 0.0, 1.0, low_open=True, optional=True)
+        _check_range("adam_eps", self.adam_eps, 0.0, 1.0, low_open=True)
+        _check_range("gamma", self.gamma, 0.0, 1.0)
+        _check_range("gae_lambda", self.gae_lambda, 0.0, 1.0)
+        _check_range("clip_epsilon", self.clip_epsilon, 0.0, math.inf, low_open=True)
+        _check_range("value_clip_epsilon", self.value_clip_epsilon, 0.0, math.inf, low_open=True)
+        _check_range("value_clip_floor", self.value_clip_floor, 0.0, math.inf, low_open=True)
+        _check_range("huber_delta", self.huber_delta, 0.0, math.inf, low_open=True)
+        _check_range("value_loss_coef", self.value_loss_coef, 0.0, math.inf)
+        _check_range("entropy_coef", self.entropy_coef, 0.0, math.inf)
+        _check_range("max_grad_norm", self.max_grad_norm, 0.0, math.inf, low_open=True, optional=True)
+        _check_range("target_kl", self.target_kl, 0.0, math.inf, low_open=True, optional=True)
+        _check_range("advantage_std_floor", self.advantage_std_floor, 0.0, math.inf)
+        _check_range("return_scale", self.return_scale, 0.0, math.inf, low_open=True)
+        _check_range("reward_clip", self.reward_clip, 0.0, math.inf, low_open=True)
+        _check_range("observation_clip", self.observation_clip, 0.0, math.inf, low_open=True)
+        _check_range("log_std_init", self.log_std_init, -20.0, 5.0)
+        _check_run_settings(self.run, self.num_updates)
+
+
+@struct.dataclass
+class DQNConfig:
+    """Deep Q-learning with a replay buffer carried as pure state, and seed 002's stability controls.
+
+    Defaults follow CleanRL / PureJaxRL CartPole DQN, with the fix from seed 002 on by default:
+    global-norm gradient clipping at 10 and Huber loss.
+    """
+
+    algorithm: str = static("dqn")
+    env: str = static("CartPole-v1")
+    # Sizes.
+    num_envs: int = static(1)
+    total_timesteps: int = static(500_000)
+    buffer_size: int = static(10_000)
+    batch_size: int = static(128)
+    learning_starts: int = static(10_000)
+    train_frequency: int = static(10)
+    gradient_steps: int = static(1)
+    target_update_interval: int = static(500)
+    hidden_sizes: tuple[int, ...] = static((120, 84))
+    activation: str = static("relu")
+    torso: str = static("mlp")  # mlp | conv (MinAtar)
+    # Modes.
+    target_update: str = static("hard")  # hard | polyak
+    double_dqn: bool = static(False)
+    loss: str = static("huber")  # mse | huber
+    # Numeric hyperparameters (pytree leaves).
+    learning_rate: float = leaf(2.5e-4)
+    adam_eps: float = leaf(1e-8)
+    gamma: float = leaf(0.99)
+    tau: float = leaf(1.0)
+    huber_delta: float = leaf(1.0)
+    td_target_clip: Optional[float] = leaf(None)  # None: off (seed 002 uses 50.0)
+    max_grad_norm: Optional[float] = leaf(10.0)  # None: off (seed 002's failure)
+    epsilon_start: float = leaf(1.0)
+    epsilon_end: float = leaf(0.05)
+    epsilon_decay_fraction: float = leaf(0.5)
+    # Host-side run settings.
+    run: RunSettings = static(RunSettings())
+
+    @property
+    def num_updates(self) -> int:
+        """Compiled iterations: each steps every env ``train_frequency`` times, then learns."""
+        return self.total_timesteps // self.steps_per_update
+
+    @property
+    def steps_per_update(self) -> int:
+        return self.num_envs * self.train_frequency
+
+    def __post_init__(self) -> None:
+        _check_choice("algorithm", self.algorithm, ("dqn",))
+        for name in ("num_envs", "total_timesteps", "buffer_size", "batch_size", "train_frequency",
+                     "gradient_steps", "target_update_interval"):
+            _check_positive_int(name, getattr(self, name))
+        if not isinstance(self.learning_starts, int) or self.learning_starts < 0:
+            raise ValueError(f"learning_starts={self.learning_starts!r} must be a non-negative integer.")
+        if self.total_timesteps < self.steps_per_update:
+            raise ValueError(
+                f"total_timesteps={self.total_timesteps} is smaller than one update "
+                f"(num_envs*train_frequency = {self.steps_per_update}); raise total_timesteps."
+            )
+        if self.batch_size > self.buffer_size:
+            raise ValueError(
+                f"batch_size={self.batch_size} is larger than buffer_size={self.buffer_size}; "
+                "raise buffer_size or lower batch_size."
+            )
+        if self.buffer_size < self.num_envs:
+            raise ValueError(f"buffer_size={self.buffer_size} must hold at least one step of every env (num_envs={self.num_envs}).")
+        if not isinstance(self.hidden_sizes, tuple) or not self.hidden_sizes or any(
+            not isinstance(h, int) or h <= 0 for h in self.hidden_sizes
+        ):
+            raise ValueError(f"hidden_sizes={self.hidden_sizes!r} must be a non-empty list of positive ints.")
+        _check_choice("activation", self.activation, _ACTIVATIONS)
+        _check_choice("torso", self.torso, ("mlp", "conv"))
+        _check_choice("target_update", self.target_update, ("hard", "polyak"))
+        _check_choice("loss", self.loss, ("mse", "huber"))
+        if not isinstance(self.double_dqn, bool):
+            raise ValueError(f"double_dqn={self.double_dqn!r} must be true or false.")
+        _check_range("learning_rate", self.learning_rate, 0.0, 1.0, low_open=True)
+        _check_range("adam_eps", self.adam_eps, 0.0, 1.0, low_open=True)
+        _check_range("gamma", self.gamma, 0.0, 1.0)
+        _check_range("tau", self.tau, 0.0, 1.0, low_open=True)
+        _check_range("huber_delta", self.huber_delta, 0.0, math.inf, low_open=True)
+        _check_range("td_target_clip", self.td_target_clip, 0.0, math.inf, low_open=True, optional=True)
+        _check_range("max_grad_norm", self.max_grad_norm, 0.0, math.inf, low_open=True, optional=True)
+        _check_range("epsilon_start", self.epsilon_start, 0.0, 1.0)
+        _check_range("epsilon_end", self.epsilon_end, 0.0, 1.0)
+        _check_range("epsilon_decay_fraction", self.epsilon_decay_fraction, 0.0, 1.0, low_open=True)
+        _check_run_settings(self.run, self.num_updates)
+
+
+def _check_run_settings(run: RunSettings, num_updates: int) -> None:
+    if not isinstance(run, RunSettings):
+        raise ValueError(f"run must be a mapping of run settings, got {run!r}.")
+    _check_positive_int("run.updates_per_chunk", run.updates_per_chunk)
+    _check_positive_int("run.checkpoint_every_chunks", run.checkpoint_every_chunks)
+    _check_positive_int("run.eval_episodes", run.eval_episodes)
+    if not isinstance(run.eval_interval, int) or run.eval_interval < 0:
+        raise ValueError(f"run.eval_interval={run.eval_interval!r} must be 0 (off) or a positive integer.")
+
+
+CONFIG_CLASSES: dict[str, type] = {"ppo": PPOConfig, "dqn": DQNConfig}
+
+
+# YAML <-> config ---------------------------------------------------------------------------------
+
+def _field_names(cls: type) -> list[str]:
+    return [f.name for f in dataclasses.fields(cls)]
+
+
+def _unknown_key_error(key: str, valid: list[str], where: str) -> ValueError:
+    hint = difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
+    extra = f" Did you mean {hint[0]!r}?" if hint else ""
+    return ValueError(f"unknown key {key!r} in {where}.{extra}")
+
+
+def _coerce(cls: type, name: str, value: Any) -> Any:
+    """YAML gives lists and ints where the config wants tuples and floats."""
+    field = {f.name: f for f in dataclasses.fields(cls)}[name]
+    default = field.default
+    if isinstance(value, list):
+        return tuple(value)
+    if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str) and isinstance(default, float):
+        try:
+            return float(value)  # YAML 1.1 reads "1e-3" as a string
+        except ValueError:
+            return value
+    if isinstance(value, str) and (default is None) and name not in ("env",):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _run_settings_from(mapping: Any, where: str) -> RunSettings:
+    if not isinstance(mapping, Mapping):
+        raise ValueError(f"'run' in {where} must be a mapping, got {mapping!r}.")
+    valid = _field_names(RunSettings)
+    for key in mapping:
+        if key not in valid:
+            raise _unknown_key_error(f"{key}", [f"{v}" for v in valid], f"{where} (section 'run')")
+    return RunSettings(**dict(mapping))
+
+
+def config_from_dict(data: Mapping[str, Any], where: str = "config") -> Any:
+    """Builds the config class named by ``data['algorithm']`` (default ``ppo``), validating every key."""
+    if not isinstance(data, Mapping):
+        raise ValueError(f"{where} must be a YAML mapping of field: value, got {type(data).__name__}.")
+    algorithm = data.get("algorithm", "ppo")
+    if algorithm not in CONFIG_CLASSES:
+        hint = difflib.get_close_matches(str(algorithm), list(CONFIG_CLASSES), n=1)
+        extra = f" Did you mean {hint[0]!r}?" if hint else ""
+        raise ValueError(f"algorithm={algorithm!r} in {where} is not one of {list(CONFIG_CLASSES)}.{extra}")
+    cls = CONFIG_CLASSES[algorithm]
+    valid = _field_names(cls)
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        if key not in valid:
+            raise _unknown_key_error(str(key), valid, where)
+        if key == "run":
+            kwargs[key] = _run_settings_from(value, where)
+        else:
+            kwargs[key] = _coerce(cls, key, value)
+    config = cls(**kwargs)
+    _check_env_name(config.env)
+    return config
+
+
+def load_config(path: str | os.PathLike[str]) -> Any:
+    """Reads a YAML file into ``PPOConfig`` or ``DQNConfig`` (chosen by its ``algorithm`` key).
+
+    ``path`` may be a file path or the bare name of a file in the repository's ``configs/`` folder
+    (``"ppo_cartpole"`` or ``"ppo_cartpole.yaml"``). Errors are ``ValueError`` with one clear line.
+    """
+    resolved = resolve_config_path(path)
+    try:
+        with open(resolved, "r", encoding="utf-8") as handle:
+            data = yaml.safe_load(handle)
+    except OSError as error:
+        raise ValueError(f"cannot read config file {str(resolved)!r}: {error.strerror or error}.") from None
+    except yaml.YAMLError as error:
+        raise ValueError(f"config file {str(resolved)!r} is not valid YAML: {error}.") from None
+    if data is None:
+        data = {}
+    return config_from_dict(data, where=str(resolved))
+
+
+def configs_dir() -> str:
+    """The repository's ``configs/`` folder (next to the package)."""
+    return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
+
+
+def resolve_config_path(path: str | os.PathLike[str]) -> str:
+    path = os.fspath(path)
+    if os.path.exists(path):
+        return path
+    for candidate in (path, path + ".yaml"):
+        full = os.path.join(configs_dir(), candidate)
+        if os.path.exists(full):
+            return full
+    if os.path.isdir(configs_dir()):
+        names = sorted(n[:-5] for n in os.listdir(configs_dir()) if n.endswith(".yaml"))
+        hint = difflib.get_close_matches(os.path.basename(path).removesuffix(".yaml"), names, n=1)
+        extra = f" Did you mean {hint[0]!r}?" if hint else f" Bundled configs: {', '.join(names)}."
+    else:
+        extra = ""
+    raise ValueError(f"config file {path!r} does not exist.{extra}")
+
+
+def config_to_dict(config: Any) -> dict[str, Any]:
+    """A plain, YAML-safe dict of a config (tuples become lists), the inverse of ``config_from_dict``."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if isinstance(value, RunSettings):
+            value = {g.name: getattr(value, g.name) for g in dataclasses.fields(value)}
+        elif isinstance(value, tuple):
+            value = list(value)
+        elif hasattr(value, "item") and not isinstance(value, (int, float)):
+            value = value.item()
+        out[f.name] = value
+    return out
+
+
+def apply_overrides(config: Any, overrides: Mapping[str, Any] | list[str]) -> Any:
+    """Returns ``config`` with ``key=value`` overrides applied and validated like YAML.
+
+    ``overrides`` is a mapping or a list of ``"key=value"`` strings whose values are parsed as YAML
+    (``--set learning_rate=1e-3 --set hidden_sizes=[32,32] --set run.eval_interval=10``).
+    """
+    if isinstance(overrides, list):
+        parsed: dict[str, Any] = {}
+        for item in overrides:
+            if "=" not in item:
+                raise ValueError(f"override {item!r} must look like key=value.")
+            key, raw = item.split("=", 1)
+            try:
+                parsed[key.strip()] = yaml.safe_load(raw)
+            except yaml.YAMLError:
+                parsed[key.strip()] = raw
+        overrides = parsed
+    data = config_to_dict(config)
+    for key, value in overrides.items():
+        if key.startswith("run."):
+            sub = key[len("run."):]
+            valid = _field_names(RunSettings)
+            if sub not in valid:
+                raise _unknown_key_error(key, [f"run.{v}" for v in valid], "overrides")
+            data["run"][sub] = value
+            continue
+        if key == "algorithm" and value != data["algorithm"]:
+            raise ValueError("override 'algorithm' cannot change the algorithm; use another config file.")
+        if key not in data:
+            valid = list(data) + [f"run.{v}" for v in _field_names(RunSettings)]
+            raise _unknown_key_error(key, valid, "overrides")
+        data[key] = value
+    return config_from_dict(data, where="overrides")

@@ -1,0 +1,118 @@
+"""Return estimators over one trajectory: GAE, Monte Carlo, and one-step TD targets.
+
+Each function is unbatched: arrays are ``[T]`` in time order, and the caller adds the environment
+axis with ``jax.vmap`` (``in_axes=1`` for ``[T, N]`` rollouts). Backward recursions are
+``lax.scan(reverse=True)``.
+
+Time-limit truncation is not termination. Every step carries ``bootstrap_value_t``: the value of the
+observation that *followed* step t in the same episode, i.e. V(s_{t+1}) normally and
+V(``info["final_observation"]``) when the episode was truncated at t (gymnax auto-resets, so the next
+observation in the rollout already belongs to a new episode). A terminated step bootstraps from zero.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import chex
+import jax
+import jax.numpy as jnp
+
+__all__ = ["gae_advantages", "monte_carlo_returns", "td_targets"]
+
+
+def gae_advantages(
+    r_t: jax.Array,
+    v_t: jax.Array,
+    bootstrap_value_t: jax.Array,
+    terminated_t: jax.Array,
+    done_t: jax.Array,
+    gamma: float | jax.Array,
+    gae_lambda: float | jax.Array,
+) -> jax.Array:
+    """Generalised advantage estimates (Schulman et al., 2016) for one trajectory.
+
+    delta_t = r_t + gamma * (1 - terminated_t) * bootstrap_value_t - v_t
+    A_t     = delta_t + gamma * lambda * (1 - done_t) * A_{t+1},   A_T = 0
+
+    ``done_t = terminated_t or truncated_t`` cuts the recursion at every episode boundary; the last
+    step of the rollout needs no special case because its ``bootstrap_value_t`` already is V(s_T).
+    Returns ``A_t`` with shape ``[T]``; the value target is ``A_t + v_t``.
+    """
+    chex.assert_rank([r_t, v_t, bootstrap_value_t, terminated_t, done_t], 1)
+    chex.assert_equal_shape([r_t, v_t, bootstrap_value_t, terminated_t, done_t])
+    not_terminated = 1.0 - terminated_t.astype(jnp.float32)
+    not_done = 1.0 - done_t.astype(jnp.float32)
+    delta_t = r_t + gamma * not_terminated * bootstrap_value_t - v_t
+
+    def backward(advantage_next, inputs):
+        delta, continues = inputs
+        advantage = delta + gamma * gae_lambda * continues * advantage_next
+        return advantage, advantage
+
+    _, advantages = jax.lax.scan(
+        backward, jnp.zeros((), delta_t.dtype), (delta_t, not_done), reverse=True
+    )
+    return advantages
+
+
+def monte_carlo_returns(
+    r_t: jax.Array,
+    bootstrap_value_t: jax.Array,
+    terminated_t: jax.Array,
+    done_t: jax.Array,
+    gamma: float | jax.Array,
+) -> jax.Array:
+    """Discounted returns G_t of one trajectory, computed from rewards alone inside each episode.
+
+    G_t = r_t + gamma * G_{t+1}                       inside an episode
+    G_t = r_t                                          at termination
+    G_t = r_t + gamma * bootstrap_value_t              at truncation, and at the rollout's last step
+
+    The rollout's last step bootstraps because the episode continues beyond the window; cutting it
+    there would make every late step's target wrongly small. (With ``gae_lambda = 1`` GAE satisfies
+    ``A_t + v_t = G_t``; the tests check that identity.)
+    """
+    chex.assert_rank([r_t, bootstrap_value_t, terminated_t, done_t], 1)
+    chex.assert_equal_shape([r_t, bootstrap_value_t, terminated_t, done_t])
+    not_terminated = 1.0 - terminated_t.astype(jnp.float32)
+    done = done_t.astype(jnp.float32)
+    # The last step's "next return" is its bootstrap value, exactly like a truncation.
+    is_last = jnp.zeros_like(done).at[-1].set(1.0)
+    cut = jnp.maximum(done, is_last)
+
+    def backward(return_next, inputs):
+        reward, bootstrap, continues, cut_here = inputs
+        next_value = cut_here * bootstrap + (1.0 - cut_here) * return_next
+        g = reward + gamma * continues * next_value
+        return g, g
+
+    _, returns = jax.lax.scan(
+        backward,
+        jnp.zeros((), r_t.dtype),
+        (r_t, bootstrap_value_t, not_terminated, cut),
+        reverse=True,
+    )
+    return returns
+
+
+def td_targets(
+    r_t: jax.Array,
+    q_next_t: jax.Array,
+    terminated_t: jax.Array,
+    gamma: float | jax.Array,
+    target_clip: Optional[float | jax.Array] = None,
+) -> jax.Array:
+    """One-step Q-learning targets ``y = r + gamma * (1 - terminated) * q_next``, optionally clipped.
+
+    ``q_next_t`` is the bootstrap value of the next state (max of the target network, or the target
+    network's value of the online network's argmax for double DQN), evaluated on the *final*
+    observation when the episode was truncated, so truncation still bootstraps. ``target_clip``
+    clips the target to ``[-target_clip, target_clip]`` (seed 002 uses 50).
+    """
+    chex.assert_equal_shape([r_t, q_next_t, terminated_t])
+    not_terminated = 1.0 - terminated_t.astype(jnp.float32)
+    target = r_t + gamma * not_terminated * q_next_t
+    if target_clip is not None:
+        target = jnp.clip(target, -target_clip, target_clip)
+    return target

@@ -1,0 +1,96 @@
+"""Running mean and variance carried as pure state, merged exactly for any batch split.
+
+One implementation serves observations, rewards (via the discounted return) and value targets.
+``update`` merges a whole batch at once with Chan, Golub and LeVeque's parallel form of Welford's
+algorithm (1979): for two groups A and B with counts n_a, n_b, means m_a, m_b and variances s_a, s_b,
+
+    n    = n_a + n_b
+    d    = m_b - m_a
+    m    = m_a + d * n_b / n
+    s    = (n_a * s_a + n_b * s_b + d**2 * n_a * n_b / n) / n
+
+which gives the same mean and (population) variance as one pass of numpy over the concatenated data,
+whatever the split. The batch's own variance is computed two-pass (``jnp.var``), so no catastrophic
+cancellation. The count is a float32: an int32 count wraps to a negative number after 2**31 samples and
+breaks the merge, while a float32 count only loses resolution in the weight n_b / n, which is harmless.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import chex
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+__all__ = ["RunningStats", "init", "update", "replace_with_batch", "normalize", "denormalize", "std"]
+
+_VARIANCE_EPS = 1e-8
+
+
+@struct.dataclass
+class RunningStats:
+    """Mean, population variance and count of everything merged so far (shape = one sample's shape)."""
+
+    mean: jax.Array
+    var: jax.Array
+    count: jax.Array
+
+
+def init(shape: Sequence[int] = ()) -> RunningStats:
+    """Empty statistics: mean 0, variance 1 (so normalising before any data is the identity), count 0."""
+    return RunningStats(
+        mean=jnp.zeros(shape, jnp.float32),
+        var=jnp.ones(shape, jnp.float32),
+        count=jnp.zeros((), jnp.float32),
+    )
+
+
+def _batch_moments(stats: RunningStats, batch: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+    sample_ndim = stats.mean.ndim
+    chex.assert_equal(batch.shape[batch.ndim - sample_ndim:], stats.mean.shape)
+    reduce_axes = tuple(range(batch.ndim - sample_ndim))
+    batch = batch.astype(jnp.float32)
+    batch_count = jnp.asarray(
+        jnp.prod(jnp.array([batch.shape[a] for a in reduce_axes], jnp.float32)) if reduce_axes else 1.0,
+        jnp.float32,
+    )
+    return jnp.mean(batch, axis=reduce_axes), jnp.var(batch, axis=reduce_axes), batch_count
+
+
+def update(stats: RunningStats, batch: jax.Array) -> RunningStats:
+    """Merges a batch (leading axes = samples, trailing axes = ``stats.mean.shape``) into ``stats``."""
+    batch_mean, batch_var, batch_count = _batch_moments(stats, batch)
+    total = stats.count + batch_count
+    delta = batch_mean - stats.mean
+    weight = batch_count / total
+    mean = stats.mean + delta * weight
+    # With count 0 the prior variance (1.0) gets weight 0, so the result is exactly the batch's.
+    var = (stats.count * stats.var + batch_count * batch_var + delta**2 * stats.count * weight) / total
+    return RunningStats(mean=mean, var=var, count=total)
+
+
+def replace_with_batch(stats: RunningStats, batch: jax.Array) -> RunningStats:
+    """Statistics of this batch alone (per-batch normalisation; kept to reproduce seed 003's failure)."""
+    batch_mean, batch_var, batch_count = _batch_moments(stats, batch)
+    return RunningStats(mean=batch_mean, var=batch_var, count=stats.count + batch_count)
+
+
+def std(stats: RunningStats) -> jax.Array:
+    return jnp.sqrt(stats.var + _VARIANCE_EPS)
+
+
+def normalize(stats: RunningStats, x: jax.Array, clip: Optional[jax.Array | float] = None,
+              center: bool = True) -> jax.Array:
+    """``(x - mean) / std`` (or ``x / std`` with ``center=False``), optionally clipped to ``[-clip, clip]``."""
+    shifted = x - stats.mean if center else x
+    out = shifted / std(stats)
+    if clip is not None:
+        out = jnp.clip(out, -clip, clip)
+    return out
+
+
+def denormalize(stats: RunningStats, y: jax.Array) -> jax.Array:
+    """Inverse of ``normalize`` without clipping: ``y * std + mean``."""
+    return y * std(stats) + stats.mean

@@ -1,0 +1,120 @@
+"""A uniform replay buffer as a pure pytree: fixed capacity, circular writes, sampling over the filled part.
+
+The buffer lives inside the train state, so ``jax.vmap`` over seeds gives every seed its own buffer and
+``lax.scan`` carries it through training with no host round trip. ``init``, ``add`` and ``sample`` are
+pure functions; nothing is allocated after ``init``.
+
+What one transition stores, and why:
+
+* ``obs``        the observation the action was chosen from (the env's own dtype);
+* ``action``     int32;
+* ``reward``     float32;
+* ``terminated`` bool: a true terminal bootstraps from zero. Truncation is *not* stored: a truncated
+  step bootstraps exactly like a mid-episode one, so the learner never needs to know it happened;
+* ``next_obs``   the observation that followed *in the same episode*: ``info["final_observation"]``,
+  i.e. the pre-reset observation. Reading it from the next slot instead would halve observation
+  memory, but gymnax auto-resets, so at every episode end the next slot holds the *new* episode's
+  first observation (wrong bootstrap on truncation), and with ``num_envs`` interleaved streams and a
+  wrapping write pointer the neighbour of a slot is not its successor. Storing it costs one more
+  observation per transition and removes both problems.
+
+Memory (exact: these arrays and two int32 scalars are all there is)::
+
+    bytes = seeds x capacity x (2 x obs_bytes + 4 + 4 + 1) + seeds x 8
+    obs_bytes = prod(obs_shape) x itemsize(obs dtype)
+
+CartPole (4 float32): 41 B per transition, 410 kB per seed at capacity 10,000. MinAtar (10x10x4
+float32): 3,209 B per transition, 321 MB per seed at capacity 100,000.
+
+Writes: a batch of ``K`` transitions (``K <= capacity``) goes to slots ``(position + i) mod capacity``,
+overwriting the oldest data once full. Sampling draws ``batch_size`` slots uniformly *with
+replacement* from ``[0, size)``, so unfilled slots (zeros) are never read.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+
+__all__ = ["Transition", "ReplayBuffer", "init", "add", "sample_indices", "sample", "transition_bytes"]
+
+
+class Transition(NamedTuple):
+    """One transition, or a batch of them with a leading axis on every leaf."""
+
+    obs: jax.Array
+    action: jax.Array
+    reward: jax.Array
+    terminated: jax.Array
+    next_obs: jax.Array
+
+
+@struct.dataclass
+class ReplayBuffer:
+    """Storage ``[capacity, ...]`` per field, the next write slot, and how many slots hold data."""
+
+    storage: Transition
+    position: jax.Array  # int32 scalar in [0, capacity)
+    size: jax.Array  # int32 scalar in [0, capacity]
+
+    @property
+    def capacity(self) -> int:
+        return self.storage.reward.shape[-1]
+
+
+def init(capacity: int, example: Transition) -> ReplayBuffer:
+    """An empty buffer of ``capacity`` slots shaped and typed like the unbatched ``example``."""
+    if not isinstance(capacity, int) or capacity <= 0:
+        raise ValueError(f"capacity={capacity!r} must be a positive integer.")
+    storage = jax.tree.map(lambda x: jnp.zeros((capacity,) + jnp.shape(x), jnp.asarray(x).dtype), example)
+    return ReplayBuffer(storage=storage, position=jnp.zeros((), jnp.int32), size=jnp.zeros((), jnp.int32))
+
+
+def add(buffer: ReplayBuffer, batch: Transition) -> ReplayBuffer:
+    """Writes ``K`` transitions (leading axis) at the write pointer, wrapping around the end.
+
+    ``K`` must not exceed the capacity: two writes to one slot in the same call would race.
+    """
+    num_new = batch.reward.shape[0]
+    capacity = buffer.capacity
+    if num_new > capacity:
+        raise ValueError(f"cannot add {num_new} transitions at once to a buffer of capacity {capacity}.")
+    chex.assert_trees_all_equal_structs(batch, buffer.storage)
+    slots = (buffer.position + jnp.arange(num_new, dtype=jnp.int32)) % capacity
+    storage = jax.tree.map(
+        lambda store, new: store.at[slots].set(new.astype(store.dtype), unique_indices=True,
+                                               mode="promise_in_bounds"),
+        buffer.storage, batch,
+    )
+    return ReplayBuffer(
+        storage=storage,
+        position=(buffer.position + num_new) % capacity,
+        size=jnp.minimum(buffer.size + num_new, capacity),
+    )
+
+
+def sample_indices(buffer: ReplayBuffer, key: jax.Array, batch_size: int) -> jax.Array:
+    """``batch_size`` slots drawn uniformly with replacement from the filled part ``[0, size)``.
+
+    On an empty buffer every index is 0 (an all-zero transition). The trainer never gets there: it
+    samples only after an update's transitions have been written.
+    """
+    return jax.random.randint(key, (batch_size,), 0, jnp.maximum(buffer.size, 1), dtype=jnp.int32)
+
+
+def sample(buffer: ReplayBuffer, key: jax.Array, batch_size: int) -> Transition:
+    """A uniform batch of transitions, ``[batch_size, ...]`` per field."""
+    slots = sample_indices(buffer, key, batch_size)
+    return jax.tree.map(lambda store: store.at[slots].get(mode="promise_in_bounds"),
+                        buffer.storage)
+
+
+def transition_bytes(example: Transition) -> int:
+    """Bytes one stored transition occupies: the per-slot term of the memory formula above."""
+    return int(sum(np.prod(jnp.shape(x), dtype=np.int64) * jnp.asarray(x).dtype.itemsize
+                   for x in jax.tree.leaves(example)))

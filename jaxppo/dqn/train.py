@@ -1,0 +1,411 @@
+"""DQN as one compiled program: epsilon-greedy collection into a replay buffer, TD learning, target sync.
+
+Every scan body is a top-level function taking a static ``DQNContext`` first (bound with
+``functools.partial``), so each piece can be imported and tested on its own:
+
+    rollout_step    one epsilon-greedy env step for all envs            (scanned train_frequency times)
+    gradient_step   sample a batch, one TD gradient step                 (scanned gradient_steps times)
+    learn           the gradient steps, or zeros before learning starts
+    update_target   hard copy or Polyak average of the online parameters
+    train_step      rollout + buffer write + learn + target update + metrics   (scanned per update)
+
+What one update does, and what the counters count. ``env_steps`` counts environment transitions over
+all envs (``num_envs`` per vectorised step), the same unit as ``total_timesteps``:
+
+1. every env steps ``train_frequency`` times; epsilon for a step is ``epsilon_at(env_steps)`` before it,
+   decaying linearly from ``epsilon_start`` to ``epsilon_end`` over the first
+   ``epsilon_decay_fraction * total_timesteps`` env steps;
+2. the ``num_envs * train_frequency`` new transitions are written to the buffer (time-major);
+3. if ``env_steps >= learning_starts`` (counted after step 1), ``gradient_steps`` gradient steps on
+   uniform batches of ``batch_size``; otherwise none, and the learning metrics are zeros;
+4. target network, only once learning has started: ``hard`` copies the online parameters whenever
+   ``env_steps`` crosses a multiple of ``target_update_interval`` during this update (so with 1 env
+   and ``train_frequency=10``, an interval of 500 copies every 50 updates; ``tau`` is ignored);
+   ``polyak`` sets ``target = tau * online + (1 - tau) * target`` after every learning update
+   (``target_update_interval`` is ignored).
+
+The PRNG key lives in the state and each update splits it, so ``n`` updates in one call or in chunks
+give identical results; each seed draws its own network init, exploration and sampling streams.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, NamedTuple
+
+import chex
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+from jaxppo.algorithm import Algorithm
+from jaxppo.config import DQNConfig
+from jaxppo.dqn import buffer as replay
+from jaxppo.dqn import losses
+from jaxppo.dqn.networks import QNetwork
+from jaxppo.envs import (
+    EpisodeTracker,
+    action_spec,
+    finished_episode_means,
+    init_tracker,
+    observation_shape,
+    resolve_env,
+    track_episodes,
+)
+from jaxppo.transforms import gradient_stats, make_optimizer, nonfinite_update_count
+
+__all__ = [
+    "DQNContext",
+    "DQNState",
+    "DQNPolicy",
+    "StepRecord",
+    "LearnerState",
+    "GradientMetrics",
+    "make_context",
+    "init_state",
+    "epsilon_at",
+    "epsilon_greedy",
+    "rollout_step",
+    "dqn_loss",
+    "gradient_step",
+    "learn",
+    "update_target",
+    "train_step",
+    "run_updates",
+    "policy_of",
+    "act",
+    "evaluate",
+    "make_algorithm",
+]
+
+
+class DQNContext(NamedTuple):
+    """Everything static about one training program: config, env, network, optimiser."""
+
+    config: DQNConfig
+    env: Any
+    env_params: Any
+    network: QNetwork
+    optimizer: optax.GradientTransformation
+    num_actions: int
+    obs_shape: tuple[int, ...]
+
+
+@struct.dataclass
+class DQNState:
+    """Everything that changes during training, for one seed (vmap adds the seed axis)."""
+
+    params: Any  # online Q-network
+    target_params: Any
+    opt_state: Any
+    buffer: replay.ReplayBuffer
+    env_state: Any
+    obs: jax.Array  # [num_envs, *obs_shape]
+    tracker: EpisodeTracker
+    last_episode_return: jax.Array
+    last_episode_length: jax.Array
+    key: jax.Array
+    env_steps: jax.Array  # int32, transitions collected over all envs
+    update_step: jax.Array  # int32
+
+
+@struct.dataclass
+class DQNPolicy:
+    """What acting needs: the online Q-network parameters."""
+
+    params: Any
+
+
+class StepRecord(NamedTuple):
+    """One vectorised env step: the transitions to store and the episode bookkeeping."""
+
+    transition: replay.Transition  # leaves [num_envs, ...]
+    done: jax.Array
+    finished_return: jax.Array
+    finished_length: jax.Array
+    epsilon: jax.Array
+
+
+class LearnerState(NamedTuple):
+    params: Any
+    opt_state: Any
+
+
+class GradientMetrics(NamedTuple):
+    """Per gradient step; ``learn`` averages them over the update's steps."""
+
+    td_loss: jax.Array
+    q_mean: jax.Array  # Q(s, a) of the online network on the sampled batch
+    q_min: jax.Array
+    q_max: jax.Array
+    td_target_clip_fraction: jax.Array
+    grad_norm: jax.Array  # global norm before clipping
+    grad_clip_ratio: jax.Array  # clipped / raw norm, 1.0 when not clipped (seed 002's ClipΔ)
+    greedy_agreement: jax.Array
+    greedy_action_histogram: jax.Array  # [num_actions]
+
+
+# Construction ------------------------------------------------------------------------------------
+
+def make_context(config: DQNConfig, env: Any = None, env_params: Any = None) -> DQNContext:
+    env, env_params = resolve_env(config.env, env, env_params)
+    spec = action_spec(env, env_params)
+    if not spec.discrete:
+        raise ValueError(f"DQN needs a discrete action space; env={config.env!r} is continuous. Use PPO.")
+    obs_shape = observation_shape(env, env_params)
+    network = QNetwork(config.hidden_sizes, config.activation, spec.num_actions, config.torso,
+                       max(len(obs_shape), 1))
+    optimizer = make_optimizer(config.learning_rate, max_grad_norm=config.max_grad_norm,
+                               adam_eps=config.adam_eps)
+    return DQNContext(config, env, env_params, network, optimizer, spec.num_actions, obs_shape)
+
+
+def _reset_envs(ctx: DQNContext, key: jax.Array, num_envs: int) -> tuple[jax.Array, Any]:
+    return jax.vmap(ctx.env.reset, in_axes=(0, None))(jax.random.split(key, num_envs), ctx.env_params)
+
+
+def init_state(ctx: DQNContext, key: jax.Array) -> DQNState:
+    """Fresh network (target = online), optimiser, envs and an empty buffer for one seed."""
+    cfg = ctx.config
+    key, net_key, env_key = jax.random.split(key, 3)
+    obs, env_state = _reset_envs(ctx, env_key, cfg.num_envs)
+    params = ctx.network.init(net_key, obs)
+    example = replay.Transition(obs=obs[0], action=jnp.zeros((), jnp.int32), reward=jnp.zeros((), jnp.float32),
+                                terminated=jnp.zeros((), bool), next_obs=obs[0])
+    return DQNState(
+        params=params,
+        target_params=params,
+        opt_state=ctx.optimizer.init(params),
+        buffer=replay.init(cfg.buffer_size, example),
+        env_state=env_state,
+        obs=obs,
+        tracker=init_tracker(cfg.num_envs),
+        last_episode_return=jnp.zeros((), jnp.float32),
+        last_episode_length=jnp.zeros((), jnp.float32),
+        key=key,
+        env_steps=jnp.zeros((), jnp.int32),
+        update_step=jnp.zeros((), jnp.int32),
+    )
+
+
+# Acting --------------------------------------------------------------------------------------
+
+def epsilon_at(config: DQNConfig, env_steps: jax.Array) -> jax.Array:
+    """Linear decay from ``epsilon_start`` to ``epsilon_end`` over ``epsilon_decay_fraction * total_timesteps``."""
+    duration = config.epsilon_decay_fraction * config.total_timesteps
+    fraction = jnp.clip(env_steps / duration, 0.0, 1.0)
+    return config.epsilon_start + fraction * (config.epsilon_end - config.epsilon_start)
+
+
+def epsilon_greedy(key: jax.Array, q_values: jax.Array, epsilon: jax.Array) -> jax.Array:
+    """``argmax`` of ``q_values [..., A]``, replaced by a uniform action with probability ``epsilon``."""
+    explore_key, action_key = jax.random.split(key)
+    batch_shape = q_values.shape[:-1]
+    greedy = jnp.argmax(q_values, axis=-1)
+    random_action = jax.random.randint(action_key, batch_shape, 0, q_values.shape[-1])
+    explore = jax.random.uniform(explore_key, batch_shape) < epsilon
+    return jnp.where(explore, random_action, greedy).astype(jnp.int32)
+
+
+def rollout_step(ctx: DQNContext, state: DQNState, _: Any = None) -> tuple[DQNState, StepRecord]:
+    """Steps every env once with the epsilon-greedy policy and records the transitions."""
+    cfg = ctx.config
+    key, act_key, step_key = jax.random.split(state.key, 3)
+    epsilon = epsilon_at(cfg, state.env_steps)
+    action = epsilon_greedy(act_key, ctx.network.apply(state.params, state.obs), epsilon)
+    next_obs, env_state, reward, terminated, truncated, info = jax.vmap(
+        ctx.env.step, in_axes=(0, 0, 0, None)
+    )(jax.random.split(step_key, cfg.num_envs), state.env_state, action, ctx.env_params)
+    reward = reward.astype(jnp.float32)
+    done = jnp.logical_or(terminated, truncated)
+    tracker, finished_return, finished_length = track_episodes(state.tracker, reward, done)
+    transition = replay.Transition(obs=state.obs, action=action, reward=reward,
+                                   terminated=terminated.astype(bool), next_obs=info["final_observation"])
+    new_state = state.replace(env_state=env_state, obs=next_obs, tracker=tracker, key=key,
+                              env_steps=state.env_steps + cfg.num_envs)
+    return new_state, StepRecord(transition, done, finished_return, finished_length, epsilon)
+
+
+# Learning ------------------------------------------------------------------------------------
+
+def dqn_loss(params: Any, target_params: Any, ctx: DQNContext, batch: replay.Transition
+             ) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """TD loss on a sampled batch, plus the diagnostics that only need this batch's forward passes."""
+    cfg = ctx.config
+    num = batch.reward.shape[0]
+    # One target pass over [obs; next_obs]: next_obs for the bootstrap, obs for greedy agreement.
+    q_target_both = ctx.network.apply(target_params, jnp.concatenate([batch.obs, batch.next_obs]))
+    q_target_both = jax.lax.stop_gradient(q_target_both)
+    q_target_obs, q_target_next = q_target_both[:num], q_target_both[num:]
+    if cfg.double_dqn:
+        q_online_both = ctx.network.apply(params, jnp.concatenate([batch.obs, batch.next_obs]))
+        q_online, q_online_next = q_online_both[:num], jax.lax.stop_gradient(q_online_both[num:])
+    else:
+        q_online = ctx.network.apply(params, batch.obs)
+        q_online_next = q_target_next  # unused by the plain max
+    out = losses.q_learning_loss(
+        q_online, batch.action, batch.reward, batch.terminated, q_target_next, q_online_next,
+        gamma=cfg.gamma, double_dqn=cfg.double_dqn, kind=cfg.loss, huber_delta=cfg.huber_delta,
+        target_clip=cfg.td_target_clip,
+    )
+    q_online = jax.lax.stop_gradient(q_online)
+    aux = {
+        "q_mean": jnp.mean(out.q_taken),
+        "q_min": jnp.min(out.q_taken),
+        "q_max": jnp.max(out.q_taken),
+        "td_target_clip_fraction": out.target_clip_fraction,
+        "greedy_agreement": losses.greedy_agreement(q_online, q_target_obs),
+        "greedy_action_histogram": losses.greedy_action_histogram(q_online),
+    }
+    return out.loss, aux
+
+
+def gradient_step(ctx: DQNContext, target_params: Any, buffer: replay.ReplayBuffer, learner: LearnerState,
+                  key: jax.Array) -> tuple[LearnerState, GradientMetrics]:
+    """Samples ``batch_size`` transitions uniformly and takes one clipped, finite-guarded Adam step."""
+    cfg = ctx.config
+    batch = replay.sample(buffer, key, cfg.batch_size)
+    (loss, aux), grads = jax.value_and_grad(dqn_loss, has_aux=True)(learner.params, target_params, ctx, batch)
+    stats = gradient_stats(grads, cfg.max_grad_norm)
+    updates, opt_state = ctx.optimizer.update(grads, learner.opt_state, learner.params)
+    params = optax.apply_updates(learner.params, updates)
+    metrics = GradientMetrics(td_loss=loss, grad_norm=stats.grad_norm, grad_clip_ratio=stats.grad_clip_ratio,
+                              **aux)
+    return LearnerState(params, opt_state), metrics
+
+
+def learn(ctx: DQNContext, state: DQNState, key: jax.Array, learning: jax.Array
+          ) -> tuple[LearnerState, GradientMetrics]:
+    """``gradient_steps`` gradient steps when ``learning``; otherwise the state unchanged and zero metrics."""
+    cfg = ctx.config
+    learner = LearnerState(state.params, state.opt_state)
+
+    def run(current: LearnerState) -> tuple[LearnerState, GradientMetrics]:
+        step = functools.partial(gradient_step, ctx, state.target_params, state.buffer)
+        current, per_step = jax.lax.scan(step, current, jax.random.split(key, cfg.gradient_steps))
+        return current, jax.tree.map(lambda x: jnp.mean(x, axis=0), per_step)
+
+    def skip(current: LearnerState) -> tuple[LearnerState, GradientMetrics]:
+        shapes = jax.eval_shape(run, current)[1]
+        return current, jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+
+    return jax.lax.cond(learning, run, skip, learner)
+
+
+def update_target(config: DQNConfig, online: Any, target: Any, learning: jax.Array,
+                  env_steps_before: jax.Array, env_steps_after: jax.Array) -> Any:
+    """The new target parameters (see the module docstring for when each mode fires)."""
+    if config.target_update == "polyak":
+        new = optax.incremental_update(online, target, config.tau)
+        fire = learning
+    else:
+        new = online
+        interval = config.target_update_interval
+        fire = jnp.logical_and(learning, env_steps_after // interval > env_steps_before // interval)
+    return jax.tree.map(lambda n, t: jnp.where(fire, n, t), new, target)
+
+
+def train_step(ctx: DQNContext, state: DQNState, _: Any = None) -> tuple[DQNState, dict[str, jax.Array]]:
+    """One update: ``train_frequency`` env steps, buffer write, gradient steps, target update, metrics."""
+    cfg = ctx.config
+    steps_before = state.env_steps
+    state, record = jax.lax.scan(functools.partial(rollout_step, ctx), state, None, length=cfg.train_frequency)
+    chex.assert_shape(record.done, (cfg.train_frequency, cfg.num_envs))
+    flat = jax.tree.map(lambda x: x.reshape((x.shape[0] * x.shape[1],) + x.shape[2:]), record.transition)
+    buffer = replay.add(state.buffer, flat)
+    state = state.replace(buffer=buffer)
+
+    key, learn_key = jax.random.split(state.key)
+    learning = state.env_steps >= cfg.learning_starts
+    learner, grad_metrics = learn(ctx, state, learn_key, learning)
+    target_params = update_target(cfg, learner.params, state.target_params, learning, steps_before,
+                                  state.env_steps)
+
+    episode_return, episode_length, episodes_completed = finished_episode_means(
+        record.done, record.finished_return, record.finished_length,
+        state.last_episode_return, state.last_episode_length,
+    )
+    metrics = dict(grad_metrics._asdict())
+    metrics.update(
+        epsilon=record.epsilon[-1],
+        episode_return=episode_return,
+        episode_length=episode_length,
+        episodes_completed=episodes_completed,
+        nonfinite_updates=nonfinite_update_count(learner.opt_state),
+        env_steps=state.env_steps,
+        learning=learning,
+    )
+    new_state = state.replace(
+        params=learner.params,
+        target_params=target_params,
+        opt_state=learner.opt_state,
+        last_episode_return=episode_return,
+        last_episode_length=episode_length,
+        key=key,
+        update_step=state.update_step + 1,
+    )
+    return new_state, metrics
+
+
+def run_updates(ctx: DQNContext, state: DQNState, num_updates: int) -> tuple[DQNState, dict[str, jax.Array]]:
+    """``num_updates`` train steps in one ``lax.scan``; metrics gain a leading update axis."""
+    return jax.lax.scan(functools.partial(train_step, ctx), state, None, length=num_updates)
+
+
+# Acting and evaluation ------------------------------------------------------------------------
+
+def policy_of(state: DQNState) -> DQNPolicy:
+    return DQNPolicy(params=state.params)
+
+
+def act(ctx: DQNContext, policy: DQNPolicy, obs: jax.Array, key: jax.Array,
+        deterministic: bool = True) -> jax.Array:
+    """Greedy action for one observation or a batch; ``deterministic=False`` explores with ``epsilon_end``."""
+    q_values = ctx.network.apply(policy.params, obs)
+    if deterministic:
+        return jnp.argmax(q_values, axis=-1).astype(jnp.int32)
+    return epsilon_greedy(key, q_values, ctx.config.epsilon_end)
+
+
+def _max_episode_steps(env_params: Any) -> int:
+    return int(getattr(env_params, "max_steps_in_episode", 1000))
+
+
+def evaluate(ctx: DQNContext, state: DQNState, key: jax.Array) -> dict[str, jax.Array]:
+    """One greedy episode on each of ``run.eval_episodes`` fresh envs: ``[eval_episodes]`` arrays."""
+    num_episodes = ctx.config.run.eval_episodes
+    reset_key, run_key = jax.random.split(key)
+    obs, env_state = _reset_envs(ctx, reset_key, num_episodes)
+    policy = policy_of(state)
+
+    def step(carry, step_key):
+        obs, env_state, total, length, running = carry
+        action = act(ctx, policy, obs, step_key, deterministic=True)
+        obs, env_state, reward, terminated, truncated, _ = jax.vmap(
+            ctx.env.step, in_axes=(0, 0, 0, None))(jax.random.split(step_key, num_episodes), env_state, action,
+                                                  ctx.env_params)
+        total = total + running * reward.astype(jnp.float32)
+        length = length + running.astype(jnp.int32)
+        running = running * (1.0 - jnp.logical_or(terminated, truncated).astype(jnp.float32))
+        return (obs, env_state, total, length, running), None
+
+    init = (obs, env_state, jnp.zeros((num_episodes,), jnp.float32), jnp.zeros((num_episodes,), jnp.int32),
+            jnp.ones((num_episodes,), jnp.float32))
+    (_, _, total, length, _), _ = jax.lax.scan(step, init, jax.random.split(run_key, _max_episode_steps(ctx.env_params)))
+    return {"eval_return": total, "eval_length": length}
+
+
+def make_algorithm(config: DQNConfig, env: Any = None, env_params: Any = None) -> Algorithm:
+    """Binds a config and an environment into the pure functions of ``jaxppo.algorithm.Algorithm``."""
+    ctx = make_context(config, env, env_params)
+    return Algorithm(
+        config=config,
+        init=functools.partial(init_state, ctx),
+        run_updates=functools.partial(run_updates, ctx),
+        evaluate=functools.partial(evaluate, ctx),
+        policy_of=policy_of,
+        act=functools.partial(act, ctx),
+        env=ctx.env,
+        env_params=ctx.env_params,
+    )

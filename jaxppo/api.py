@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable, Optional
 
 import jax
@@ -51,4 +52,12 @@ def train(config: Any, num_seeds: int = 1, seed: int = 0, env: Any = None,
     if not isinstance(num_seeds, int) or num_seeds <= 0:
         raise ValueError(f"num_seeds={num_seeds!r} must be a positive integer.")
     keys = jax.random.split(jax.random.PRNGKey(seed), num_seeds)
+    if env is None and env_params is None:
+        return _compiled_train(config)(keys)
     return jax.jit(jax.vmap(make_train(config, env, env_params)))(keys)
+
+
+@functools.lru_cache(maxsize=16)
+def _compiled_train(config: Any) -> Callable[[jax.Array], tuple[Any, dict]]:
+    """One jitted, seed-vmapped program per (hashable, frozen) config, so repeated calls do not retrace."""
+    return jax.jit(jax.vmap(make_train(config)))

@@ -39,7 +39,7 @@ class GradientStats(NamedTuple):
 
 def gradient_stats(grads: Any, max_grad_norm: Optional[float | jax.Array]) -> GradientStats:
     """Global L2 norm of ``grads`` before clipping, and the factor ``clip_by_global_norm`` applies."""
-    norm = optax.global_norm(grads)
+    norm = optax.tree.norm(grads)
     if max_grad_norm is None:
         ratio = jnp.ones_like(norm)
     else:

@@ -1,0 +1,121 @@
+"""Reproduce each seed report's failure and its fix across many seeds, and write the statistics.
+
+Each report in ``../shared/seeds/`` is one person's single run. Here the failing config and the fixed
+config each train ``--seeds`` seeds in one compiled program, and the JSON records, over seeds, what
+the reports' authors read: the first and last value (or TD) loss, explained variance, value-clip
+fraction, gradient norm and clip ratio, Q range, and the final return. It also records the fraction
+of seeds that "succeed" by the env's threshold.
+
+    python benchmarks/seed_reports.py --seeds 64            # all pairs, about 10 min on a 2-core CPU
+    python benchmarks/seed_reports.py --seeds 1000 --only 004   # on a GPU: 1000 seeds of one report
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from typing import Any
+
+import jax
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
+
+import jaxppo  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# (report, role, config file, success threshold on the final mean episode return)
+PAIRS = [
+    ("000", "failure", "ppo_seed000_absolute_clip", -400.0),
+    ("000", "fix", "ppo_seed000_relative_clip", -400.0),
+    ("003", "failure", "ppo_seed003_batch_return_norm", -400.0),
+    ("003/004", "fix", "ppo_seed004_running_return_norm", -400.0),
+    ("004", "failure", "ppo_seed004_raw_returns", -400.0),
+    ("001", "fixes", "ppo_seed001_fixes", -400.0),
+    ("002", "failure", "dqn_seed002_unclipped", 400.0),
+    ("002", "fix", "dqn_cartpole", 400.0),
+]
+
+_READ = ["value_loss", "td_loss", "explained_variance", "value_clip_fraction", "grad_norm", "grad_clip_ratio",
+         "approx_kl", "q_max", "q_min", "greedy_agreement", "nonfinite_updates"]
+
+
+def run_pair_member(config_name: str, num_seeds: int, threshold: float, total_timesteps: int | None) -> dict[str, Any]:
+    config = jaxppo.load_config(os.path.join(ROOT, "configs", config_name + ".yaml"))
+    if total_timesteps is not None:
+        config = config.replace(total_timesteps=total_timesteps)
+    train = jax.jit(jax.vmap(jaxppo.make_train(config)))
+    keys = common.seed_keys(num_seeds)
+    start = time.perf_counter()
+    compiled = train.lower(keys).compile()
+    compile_s = time.perf_counter() - start
+    start = time.perf_counter()
+    _, metrics = jax.block_until_ready(compiled(keys))
+    run_s = time.perf_counter() - start
+    returns = np.asarray(metrics["episode_return"])
+    window = max(1, returns.shape[1] // 20)
+    final = returns[:, -window:].mean(axis=1)
+    record: dict[str, Any] = {
+        "config": config_name,
+        "algorithm": config.algorithm,
+        "env": config.env,
+        "total_timesteps": config.total_timesteps,
+        "num_seeds": num_seeds,
+        "compile_s": compile_s,
+        "run_s": run_s,
+        "final_return_window_updates": window,
+        "final_return": common.summarize(final),
+        "success_threshold": threshold,
+        "success_fraction": float(np.mean(final >= threshold)),
+    }
+    for name in _READ:
+        if name not in metrics:
+            continue
+        values = np.asarray(metrics[name], np.float64)
+        finite = np.isfinite(values).all(axis=1)
+        record[name] = {
+            "first_median": float(np.nanmedian(values[:, 0])),
+            "last_median": float(np.nanmedian(values[:, -1])),
+            "max_over_run_median": float(np.nanmedian(np.nanmax(values, axis=1))),
+            "seeds_all_finite": float(np.mean(finite)),
+        }
+    return record
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, default=64)
+    parser.add_argument("--only", default=None, help="run only pairs whose report id contains this")
+    parser.add_argument("--total-timesteps", type=int, default=None, help="override every config's budget")
+    parser.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results", "seed_reports_cpu.json"))
+    args = parser.parse_args()
+
+    rows, records = [], []
+    for report, role, config_name, threshold in PAIRS:
+        if args.only and args.only not in report:
+            continue
+        if not os.path.exists(os.path.join(ROOT, "configs", config_name + ".yaml")):
+            print(f"skip {config_name}: config missing", flush=True)
+            continue
+        record = run_pair_member(config_name, args.seeds, threshold, args.total_timesteps)
+        record.update(report=report, role=role)
+        records.append(record)
+        loss_name = "value_loss" if "value_loss" in record else "td_loss"
+        rows.append([report, role, config_name, record["final_return"]["median"], record["success_fraction"],
+                     record[loss_name]["first_median"], record[loss_name]["last_median"],
+                     record.get("explained_variance", {}).get("last_median"), record["run_s"]])
+        print(common.format_table(["report", "role", "config", "final ret (median)", "success", "loss first",
+                                   "loss last", "EV last", "run s"], rows[-1:]), flush=True)
+    result = {"machine": common.machine_info(), "num_seeds": args.seeds, "results": records}
+    common.write_json_atomic(args.out, result)
+    print(common.format_table(["report", "role", "config", "final ret (median)", "success", "loss first",
+                               "loss last", "EV last", "run s"], rows))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

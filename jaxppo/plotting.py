@@ -1,0 +1,104 @@
+"""PNG figures of a run: the learning curve over seeds and a panel of losses and diagnostics.
+
+Both figures show the median over seeds with the interquartile band (25th-75th percentile): with a
+handful of seeds the mean and standard deviation are dominated by one collapsed or lucky seed, while the
+median and IQR describe the typical run and its spread.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from typing import Mapping, Optional, Sequence
+
+import numpy as np
+
+from jaxppo.run_io import atomic_write_bytes
+
+__all__ = ["DIAGNOSTIC_KEYS", "learning_curve_png", "diagnostics_png", "save_figure"]
+
+# Shown in this order when present in the metrics (PPO has policy_loss, DQN td_loss, ...).
+DIAGNOSTIC_KEYS: tuple[str, ...] = (
+    "value_loss",
+    "policy_loss",
+    "td_loss",
+    "q_value",
+    "entropy",
+    "approx_kl",
+    "clip_fraction",
+    "explained_variance",
+    "grad_norm",
+    "grad_clip_ratio",
+    "epsilon",
+)
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # never needs a display
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _band(ax, x: np.ndarray, per_seed: np.ndarray, color: str, label: str) -> None:
+    """Median line and IQR band of ``per_seed`` ``[S, T]`` against ``x`` ``[T]``."""
+    values = np.asarray(per_seed, np.float64)
+    q25, median, q75 = np.nanpercentile(values, [25, 50, 75], axis=0)
+    ax.plot(x, median, color=color, lw=1.5, label=label)
+    ax.fill_between(x, q25, q75, color=color, alpha=0.25, lw=0)
+
+
+def save_figure(fig, path: str, dpi: int = 100) -> None:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    _pyplot().close(fig)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def learning_curve_png(path: str, env_steps: np.ndarray, episode_return: np.ndarray, title: str,
+                       eval_steps: Optional[np.ndarray] = None, eval_return: Optional[np.ndarray] = None,
+                       dpi: int = 100) -> None:
+    """Training return (median and IQR over seeds) against env steps per seed, with evaluations if any.
+
+    ``episode_return`` is ``[S, T]``; ``eval_return`` is ``[S, K]`` at ``eval_steps`` ``[K]``.
+    """
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    num_seeds = episode_return.shape[0]
+    _band(ax, env_steps, episode_return, "tab:blue", f"training return (median, IQR over {num_seeds} seeds)")
+    if eval_steps is not None and eval_return is not None and len(eval_steps):
+        q25, median, q75 = np.percentile(np.asarray(eval_return, np.float64), [25, 50, 75], axis=0)
+        ax.errorbar(eval_steps, median, yerr=[median - q25, q75 - median], fmt="o-", color="tab:orange",
+                    ms=3.5, lw=1.0, capsize=2, label="greedy evaluation (median, IQR)")
+    ax.set_xlabel("environment steps per seed")
+    ax.set_ylabel("episode return")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="best", fontsize=8)
+    fig.tight_layout()
+    save_figure(fig, path, dpi)
+
+
+def diagnostics_png(path: str, env_steps: np.ndarray, metrics: Mapping[str, np.ndarray], title: str,
+                    keys: Sequence[str] = DIAGNOSTIC_KEYS, dpi: int = 100) -> list[str]:
+    """A grid of panels, one per diagnostic present in ``metrics`` (``[S, T]`` each); returns the keys drawn."""
+    present = [k for k in keys if k in metrics]
+    if not present:
+        present = [k for k in sorted(metrics) if k not in ("episode_return", "episode_length")][:9]
+    plt = _pyplot()
+    columns = 3 if len(present) > 4 else max(len(present), 1)
+    rows = max(1, -(-len(present) // columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(4.0 * columns, 2.8 * rows), squeeze=False)
+    for ax, key in zip(axes.ravel(), present):
+        _band(ax, env_steps, metrics[key], "tab:green", key)
+        ax.set_title(key, fontsize=10)
+        ax.grid(alpha=0.3)
+        ax.tick_params(labelsize=8)
+    for ax in axes.ravel()[len(present):]:
+        ax.axis("off")
+    fig.suptitle(title + " (median and IQR over seeds)", fontsize=11)
+    fig.tight_layout()
+    save_figure(fig, path, dpi)
+    return present

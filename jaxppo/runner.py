@@ -1,0 +1,556 @@
+"""The host-side run loop: chunked compiled training, evaluation, run directory, checkpoints, resume.
+
+Training is one compiled program per chunk, ``jax.jit(jax.vmap(run_updates))`` over seeds with the
+number of updates static. Between chunks the host updates the progress bar, writes the metrics, runs
+greedy evaluation and saves checkpoints. Because every algorithm keeps its PRNG key in its state and
+splits it once per update, the chunk size never changes the results: 1 chunk of 100 updates and 10
+chunks of 10 give bit-identical parameters and metrics, and a resumed run equals an uninterrupted one.
+
+Run directory (``docs/runs.md`` has the details)::
+
+    config.yaml            the resolved config (load_config reads it back)
+    run.json               seeds, chunk size, versions: what resume needs besides the config
+    metrics.jsonl          one line per update, each metric aggregated over seeds
+    metrics_per_seed.npz   every metric per seed, [num_seeds, updates]
+    eval.jsonl             one line per greedy evaluation
+    summary.json           final returns over seeds, env steps, wall time, steps/s
+    learning_curve.png     training return (median, IQR over seeds) with evaluations
+    diagnostics.png        losses and diagnostics (median, IQR over seeds)
+    checkpoints/<update>/  Orbax checkpoints (state incl. PRNG keys, per-seed metrics, eval records)
+
+Every file is written atomically (``jaxppo.run_io``), so a crash leaves the previous version intact.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import math
+import os
+import sys
+import time
+from typing import Any, Callable, Mapping, NamedTuple, Optional, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxppo import config as config_lib
+from jaxppo.algorithm import Algorithm
+from jaxppo.api import make_algorithm
+from jaxppo.checkpoint import CheckpointWriter, latest_checkpoint_update, restore_checkpoint
+from jaxppo.run_io import (
+    atomic_write_json,
+    atomic_write_npz,
+    atomic_write_text,
+    atomic_write_yaml,
+    read_jsonl,
+    to_builtin,
+)
+
+__all__ = [
+    "DEFAULT_NUM_SEEDS",
+    "ChunkRunner",
+    "RunResult",
+    "chunk_size_for",
+    "seed_keys",
+    "evaluation_keys",
+    "aggregate_over_seeds",
+    "train_run",
+    "resume_run",
+    "evaluate_run",
+    "render_plots",
+    "load_policy",
+    "load_run_state",
+]
+
+DEFAULT_NUM_SEEDS = 4
+
+CONFIG_FILE = "config.yaml"
+RUN_FILE = "run.json"
+METRICS_FILE = "metrics.jsonl"
+PER_SEED_FILE = "metrics_per_seed.npz"
+EVAL_FILE = "eval.jsonl"
+SUMMARY_FILE = "summary.json"
+CURVE_FILE = "learning_curve.png"
+DIAGNOSTICS_FILE = "diagnostics.png"
+CHECKPOINT_DIR = "checkpoints"
+
+# Evaluation draws from its own key stream, so turning evaluation on or off never changes training.
+_EVAL_STREAM = 0x5EED
+
+
+# Keys and chunk plan -------------------------------------------------------------------------------
+
+def seed_keys(seed: int, num_seeds: int) -> jax.Array:
+    """Per-seed training keys, ``[num_seeds, 2]``: the same as ``jaxppo.train`` uses."""
+    return jax.random.split(jax.random.PRNGKey(seed), num_seeds)
+
+
+def evaluation_keys(seed: int, num_seeds: int, update: int) -> jax.Array:
+    """Per-seed evaluation keys for the evaluation after ``update`` updates: a function of the update
+    index alone, so evaluations are reproducible across chunk sizes and resumes."""
+    base = jax.random.split(jax.random.fold_in(jax.random.PRNGKey(seed), _EVAL_STREAM), num_seeds)
+    return jax.vmap(jax.random.fold_in, in_axes=(0, None))(base, update)
+
+
+def chunk_size_for(num_updates: int, updates_per_chunk: int, eval_interval: int) -> int:
+    """The chunk length actually compiled, so that every evaluation falls on a chunk boundary.
+
+    Without evaluation (or with one only after the last update) it is ``updates_per_chunk``; otherwise
+    the largest divisor of ``eval_interval`` not above ``updates_per_chunk`` (``eval_interval`` itself
+    when that is shorter). Boundaries are then multiples of one length and only the last chunk may be
+    shorter: at most two compiled chunk programs per run.
+    """
+    chunk = max(1, min(updates_per_chunk, num_updates))
+    if eval_interval <= 0 or eval_interval >= num_updates:
+        return chunk  # evaluation only after the last update, which always ends a chunk
+    return max(d for d in range(1, min(chunk, eval_interval) + 1) if eval_interval % d == 0)
+
+
+# Aggregation -----------------------------------------------------------------------------------
+
+_STATS = ("mean", "median", "q25", "q75", "min", "max")
+
+
+def aggregate_over_seeds(values: np.ndarray) -> dict[str, np.ndarray]:
+    """Mean, median, quartiles, min and max over the leading seed axis of ``values`` ``[S, ...]``."""
+    values = np.asarray(values, np.float64)
+    q25, median, q75 = np.percentile(values, [25, 50, 75], axis=0)
+    return {"mean": values.mean(axis=0), "median": median, "q25": q25, "q75": q75,
+            "min": values.min(axis=0), "max": values.max(axis=0)}
+
+
+def _short(x: float) -> float:
+    # 7 significant digits keeps metrics.jsonl readable; exact float32 values are in the .npz.
+    x = float(x)
+    return x if not math.isfinite(x) else float(f"{x:.7g}")
+
+
+def _metric_lines(per_seed: Mapping[str, np.ndarray], start: int, stop: int, steps_per_update: int) -> list[str]:
+    """JSON lines for updates ``start+1 .. stop`` (columns ``start:stop``), aggregated over seeds."""
+    stats = {name: aggregate_over_seeds(values[:, start:stop]) for name, values in per_seed.items()}
+    lines = []
+    for offset, column in enumerate(range(start, stop)):
+        update = column + 1
+        record: dict[str, Any] = {"update": update, "env_steps": update * steps_per_update}
+        for name in per_seed:
+            record[name] = {s: _short(stats[name][s][offset]) for s in _STATS}
+        lines.append(json.dumps(record) + "\n")
+    return lines
+
+
+def _eval_record(update: int, steps_per_update: int, result: Mapping[str, np.ndarray]) -> dict:
+    record: dict[str, Any] = {"update": update, "env_steps": update * steps_per_update}
+    for name in ("eval_return", "eval_length"):
+        per_seed = np.asarray(result[name], np.float64).mean(axis=1)  # mean over episodes, [S]
+        stats = aggregate_over_seeds(per_seed)
+        record[name] = {s: _short(stats[s]) for s in _STATS}
+        record[name]["per_seed"] = [_short(v) for v in per_seed]
+    return record
+
+
+# Compiled pieces -----------------------------------------------------------------------------------
+
+class ChunkRunner:
+    """The seed-vmapped, jitted ``init``, ``run_updates`` (one program per chunk length) and ``evaluate``.
+
+    ``trace_count`` counts traces of the chunk program: a second chunk of the same length must not
+    add one. The state argument of a chunk is donated, so XLA may update it in place.
+    """
+
+    def __init__(self, algorithm: Algorithm, donate: bool = True):
+        self.algorithm = algorithm
+        self.trace_count = 0
+        self._donate = donate
+        self._chunks: dict[int, Callable] = {}
+        self._init = jax.jit(jax.vmap(algorithm.init))
+        self._evaluate = jax.jit(jax.vmap(algorithm.evaluate))
+
+    def init(self, keys: jax.Array) -> Any:
+        return self._init(keys)
+
+    def abstract_state(self, keys: jax.Array) -> Any:
+        return jax.eval_shape(jax.vmap(self.algorithm.init), keys)
+
+    def metric_dtypes(self, abstract_state: Any) -> dict[str, np.dtype]:
+        _, metrics = jax.eval_shape(jax.vmap(lambda s: self.algorithm.run_updates(s, 1)), abstract_state)
+        return {name: np.dtype(m.dtype) for name, m in metrics.items()}
+
+    def _chunk_program(self, num_updates: int) -> Callable:
+        if num_updates not in self._chunks:
+            def chunk(state: Any) -> tuple[Any, dict]:
+                self.trace_count += 1  # runs at trace time only
+                return jax.vmap(lambda s: self.algorithm.run_updates(s, num_updates))(state)
+
+            self._chunks[num_updates] = jax.jit(chunk, donate_argnums=(0,) if self._donate else ())
+        return self._chunks[num_updates]
+
+    def run(self, state: Any, num_updates: int) -> tuple[Any, dict]:
+        """``num_updates`` updates for every seed; metrics are ``[num_seeds, num_updates]``."""
+        return self._chunk_program(int(num_updates))(state)
+
+    def evaluate(self, state: Any, keys: jax.Array) -> dict:
+        """Greedy evaluation for every seed: ``{"eval_return": [S, E], "eval_length": [S, E]}``."""
+        return self._evaluate(state, keys)
+
+
+# Host-side records ---------------------------------------------------------------------------------
+
+@dataclasses.dataclass
+class _Records:
+    per_seed: dict[str, np.ndarray]  # [S, num_updates], valid up to column `update`
+    update: int
+    eval_records: list[dict]
+    elapsed_s: float
+    lines: list[str]  # encoded metrics.jsonl lines for updates 1..update
+
+    def valid_per_seed(self) -> dict[str, np.ndarray]:
+        return {name: values[:, : self.update] for name, values in self.per_seed.items()}
+
+
+def _empty_records(dtypes: Mapping[str, np.dtype], num_seeds: int, num_updates: int) -> _Records:
+    per_seed = {name: np.zeros((num_seeds, num_updates), dtype) for name, dtype in dtypes.items()}
+    return _Records(per_seed, 0, [], 0.0, [])
+
+
+def write_progress_files(run_dir: str, records: _Records) -> None:
+    """metrics.jsonl, metrics_per_seed.npz and eval.jsonl, each rewritten atomically, up to ``records.update``."""
+    atomic_write_text(os.path.join(run_dir, METRICS_FILE), "".join(records.lines))
+    atomic_write_npz(os.path.join(run_dir, PER_SEED_FILE), records.valid_per_seed())
+    atomic_write_text(os.path.join(run_dir, EVAL_FILE),
+                      "".join(json.dumps(r) + "\n" for r in records.eval_records))
+
+
+class RunResult(NamedTuple):
+    """What ``train_run`` / ``resume_run`` return: the run folder, its summary and final state."""
+
+    run_dir: str
+    summary: dict
+    state: Any  # final training state, leading seed axis
+    metrics: dict[str, np.ndarray]  # per seed, [num_seeds, num_updates]
+
+
+@dataclasses.dataclass
+class _RunContext:
+    run_dir: str
+    config: Any
+    seed: int
+    num_seeds: int
+    chunk: int
+    runner: ChunkRunner
+
+
+# Training -----------------------------------------------------------------------------------------
+
+def _device_description() -> str:
+    device = jax.devices()[0]
+    return f"{device.platform}:{getattr(device, 'device_kind', '')}".rstrip(":")
+
+
+def _prepare_run_dir(run_dir: str) -> None:
+    if os.path.exists(run_dir) and not os.path.isdir(run_dir):
+        raise ValueError(f"--out {run_dir!r} exists and is not a directory.")
+    if os.path.isdir(run_dir) and (os.path.exists(os.path.join(run_dir, CONFIG_FILE))
+                                   or os.path.isdir(os.path.join(run_dir, CHECKPOINT_DIR))):
+        raise ValueError(f"{run_dir!r} already holds a run; continue it with --resume {run_dir} "
+                         "or choose another --out.")
+    os.makedirs(run_dir, exist_ok=True)
+
+
+def train_run(config: Any, run_dir: str, num_seeds: int = DEFAULT_NUM_SEEDS, seed: int = 0,
+              progress: bool = True, loggers: Sequence[Any] = (), config_name: Optional[str] = None,
+              env: Any = None, env_params: Any = None, echo: Optional[Callable[[str], None]] = None,
+              ) -> RunResult:
+    """Trains ``num_seeds`` seeds of ``config`` in chunks, writing everything into ``run_dir``.
+
+    Seed ``i`` starts from ``jax.random.split(PRNGKey(seed), num_seeds)[i]``, as in ``jaxppo.train``.
+    ``echo`` receives one status line per chunk when ``progress`` is off (default: print).
+    """
+    if not isinstance(num_seeds, int) or isinstance(num_seeds, bool) or num_seeds <= 0:
+        raise ValueError(f"num_seeds={num_seeds!r} must be a positive integer.")
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise ValueError(f"seed={seed!r} must be an integer.")
+    algorithm = make_algorithm(config, env, env_params)
+    _prepare_run_dir(run_dir)
+    chunk = chunk_size_for(config.num_updates, config.run.updates_per_chunk, config.run.eval_interval)
+    atomic_write_yaml(os.path.join(run_dir, CONFIG_FILE), config_lib.config_to_dict(config))
+    run_info = {
+        "config_name": config_name or f"{config.algorithm}_{config.env}",
+        "seed": seed,
+        "num_seeds": num_seeds,
+        "num_updates": config.num_updates,
+        "steps_per_update": config.steps_per_update,
+        "chunk_size": chunk,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "device": _device_description(),
+        "jax_version": jax.__version__,
+        "custom_env": env is not None,
+    }
+    atomic_write_json(os.path.join(run_dir, RUN_FILE), run_info)
+    runner = ChunkRunner(algorithm)
+    keys = seed_keys(seed, num_seeds)
+    state = runner.init(keys)
+    records = _empty_records(runner.metric_dtypes(runner.abstract_state(keys)), num_seeds, config.num_updates)
+    ctx = _RunContext(run_dir, config, seed, num_seeds, chunk, runner)
+    return _train_loop(ctx, state, records, progress, loggers, echo)
+
+
+def _read_run(run_dir: str) -> tuple[Any, dict]:
+    if not os.path.isdir(run_dir):
+        raise ValueError(f"run directory {run_dir!r} does not exist.")
+    config_path = os.path.join(run_dir, CONFIG_FILE)
+    run_path = os.path.join(run_dir, RUN_FILE)
+    if not os.path.exists(config_path) or not os.path.exists(run_path):
+        raise ValueError(f"{run_dir!r} is not a jaxppo run directory (no {CONFIG_FILE} / {RUN_FILE}).")
+    config = config_lib.load_config(config_path)
+    with open(run_path, "r", encoding="utf-8") as handle:
+        run_info = json.load(handle)
+    return config, run_info
+
+
+def _restore(run_dir: str, config: Any, run_info: dict, runner: ChunkRunner
+             ) -> tuple[Optional[Any], Optional[_Records]]:
+    """Latest checkpoint as (state, records), or (None, None) when none was committed yet."""
+    checkpoint_dir = os.path.join(run_dir, CHECKPOINT_DIR)
+    if latest_checkpoint_update(checkpoint_dir) is None:
+        return None, None
+    num_seeds, num_updates = run_info["num_seeds"], config.num_updates
+    abstract_state = runner.abstract_state(seed_keys(run_info["seed"], num_seeds))
+    dtypes = runner.metric_dtypes(abstract_state)
+    target = {"state": abstract_state,
+              "metrics": {n: jax.ShapeDtypeStruct((num_seeds, num_updates), d) for n, d in dtypes.items()}}
+    tree, meta, update = restore_checkpoint(checkpoint_dir, target)
+    per_seed = {name: np.array(values) for name, values in tree["metrics"].items()}
+    lines = _metric_lines(per_seed, 0, update, config.steps_per_update)
+    records = _Records(per_seed, update, list(meta.get("eval_records", [])), float(meta.get("elapsed_s", 0.0)),
+                       lines)
+    return tree["state"], records
+
+
+def resume_run(run_dir: str, progress: bool = True, loggers: Sequence[Any] = (), env: Any = None,
+               env_params: Any = None, echo: Optional[Callable[[str], None]] = None) -> RunResult:
+    """Continues ``run_dir`` from its latest checkpoint (from update 0 if none was saved yet).
+
+    Metrics and evaluation files are first cut back to the checkpoint, so records written after it by
+    the interrupted process are replaced by the resumed ones: the finished run directory equals that of
+    an uninterrupted run.
+    """
+    config, run_info = _read_run(run_dir)
+    runner = ChunkRunner(make_algorithm(config, env, env_params))
+    ctx = _RunContext(run_dir, config, run_info["seed"], run_info["num_seeds"], run_info["chunk_size"], runner)
+    state, records = _restore(run_dir, config, run_info, runner)
+    if state is None:
+        keys = seed_keys(ctx.seed, ctx.num_seeds)
+        state = runner.init(keys)
+        records = _empty_records(runner.metric_dtypes(runner.abstract_state(keys)), ctx.num_seeds,
+                                 config.num_updates)
+    write_progress_files(run_dir, records)
+    return _train_loop(ctx, state, records, progress, loggers, echo)
+
+
+def _progress_text(records: _Records) -> str:
+    returns = records.per_seed["episode_return"][:, records.update - 1]
+    q25, median, q75 = np.percentile(returns, [25, 50, 75])
+    text = f"return {median:.1f} [IQR {q25:.1f}-{q75:.1f}]"
+    if records.eval_records and records.eval_records[-1]["update"] == records.update:
+        text += f" eval {records.eval_records[-1]['eval_return']['median']:.1f}"
+    return text
+
+
+def _train_loop(ctx: _RunContext, state: Any, records: _Records, progress: bool, loggers: Sequence[Any],
+                echo: Optional[Callable[[str], None]]) -> RunResult:
+    from tqdm.auto import tqdm
+
+    config = ctx.config
+    num_updates, steps_per_update = config.num_updates, config.steps_per_update
+    steps_all_seeds = steps_per_update * ctx.num_seeds
+    echo = echo or (lambda line: print(line, flush=True))
+    bar = tqdm(total=num_updates * steps_all_seeds, initial=records.update * steps_all_seeds,
+               unit="step", unit_scale=True, desc=f"{config.env} x{ctx.num_seeds} seeds", disable=not progress,
+               dynamic_ncols=True, smoothing=0.1, file=sys.stderr)
+    writer: Optional[CheckpointWriter] = None
+    session_start = time.perf_counter()
+    elapsed_before = records.elapsed_s
+    try:
+        while records.update < num_updates:
+            start = records.update
+            stop = min(start + ctx.chunk, num_updates)
+            state, metrics = ctx.runner.run(state, stop - start)
+            metrics = jax.device_get(metrics)
+            for name, values in metrics.items():
+                records.per_seed[name][:, start:stop] = values
+            records.update = stop
+            records.lines.extend(_metric_lines(records.per_seed, start, stop, steps_per_update))
+            eval_interval = config.run.eval_interval
+            if eval_interval > 0 and (stop % eval_interval == 0 or stop == num_updates):
+                result = jax.device_get(ctx.runner.evaluate(state, evaluation_keys(ctx.seed, ctx.num_seeds, stop)))
+                records.eval_records.append(_eval_record(stop, steps_per_update, result))
+            records.elapsed_s = elapsed_before + (time.perf_counter() - session_start)
+            write_progress_files(ctx.run_dir, records)
+            if loggers:
+                _log_scalars(loggers, records, start, stop, steps_per_update)
+            chunks_done = -(-stop // ctx.chunk)
+            if stop == num_updates or chunks_done % config.run.checkpoint_every_chunks == 0:
+                if writer is None:
+                    writer = CheckpointWriter(os.path.join(ctx.run_dir, CHECKPOINT_DIR))
+                writer.save(stop, {"state": state, "metrics": records.per_seed}, {
+                    "update": stop,
+                    "eval_records": records.eval_records,
+                    "elapsed_s": records.elapsed_s,
+                    "seed": ctx.seed,
+                    "num_seeds": ctx.num_seeds,
+                    "config": config_lib.config_to_dict(config),
+                })
+            status = _progress_text(records)
+            bar.set_postfix_str(status, refresh=False)
+            bar.update((stop - start) * steps_all_seeds)
+            if not progress:
+                rate = stop * steps_all_seeds / max(records.elapsed_s, 1e-9)
+                echo(f"update {stop}/{num_updates}  env steps {stop * steps_per_update}/seed  {status}  "
+                     f"{rate:,.0f} steps/s")
+    finally:
+        bar.close()
+        if writer is not None:
+            writer.close()
+        for logger in loggers:
+            logger.close()
+    summary = _write_summary(ctx.run_dir, config, ctx.seed, ctx.num_seeds, records)
+    render_plots(ctx.run_dir)
+    return RunResult(ctx.run_dir, summary, state, records.valid_per_seed())
+
+
+def _log_scalars(loggers: Sequence[Any], records: _Records, start: int, stop: int, steps_per_update: int) -> None:
+    eval_by_update = {r["update"]: r for r in records.eval_records}
+    for column in range(start, stop):
+        update = column + 1
+        scalars = {f"train/{name}": float(np.median(values[:, column])) for name, values in records.per_seed.items()}
+        if update in eval_by_update:
+            scalars["eval/return_median"] = eval_by_update[update]["eval_return"]["median"]
+            scalars["eval/length_median"] = eval_by_update[update]["eval_length"]["median"]
+        for logger in loggers:
+            logger.log(update, update * steps_per_update, scalars)
+
+
+def _return_stats(values: np.ndarray) -> dict:
+    values = np.asarray(values, np.float64)
+    return {"mean": _short(values.mean()), "median": _short(np.median(values)), "min": _short(values.min()),
+            "max": _short(values.max()), "per_seed": [_short(v) for v in values]}
+
+
+def _write_summary(run_dir: str, config: Any, seed: int, num_seeds: int, records: _Records) -> dict:
+    update = records.update
+    steps_per_seed = update * config.steps_per_update
+    summary: dict[str, Any] = {
+        "algorithm": config.algorithm,
+        "env": config.env,
+        "seed": seed,
+        "num_seeds": num_seeds,
+        "updates": update,
+        "complete": update >= config.num_updates,
+        "env_steps_per_seed": steps_per_seed,
+        "env_steps_total": steps_per_seed * num_seeds,
+        "wall_time_s": round(records.elapsed_s, 3),
+        "steps_per_second": round(steps_per_seed * num_seeds / max(records.elapsed_s, 1e-9), 1),
+        # The last update's mean return over the episodes that ended in it, one number per seed.
+        "final_return": _return_stats(records.per_seed["episode_return"][:, update - 1]),
+        "final_eval_return": None,
+        "run_dir": os.path.abspath(run_dir),
+    }
+    if records.eval_records:
+        last = records.eval_records[-1]
+        summary["final_eval_return"] = dict(_return_stats(np.asarray(last["eval_return"]["per_seed"])),
+                                            update=last["update"])
+    atomic_write_json(os.path.join(run_dir, SUMMARY_FILE), summary)
+    return summary
+
+
+# Plots ---------------------------------------------------------------------------------------------
+
+def render_plots(run_dir: str, dpi: int = 100) -> list[str]:
+    """(Re)draws learning_curve.png and diagnostics.png from the run's metric files; returns their paths."""
+    from jaxppo import plotting
+
+    config, run_info = _read_run(run_dir)
+    per_seed_path = os.path.join(run_dir, PER_SEED_FILE)
+    if not os.path.exists(per_seed_path):
+        raise ValueError(f"{run_dir!r} has no {PER_SEED_FILE} yet; train at least one chunk first.")
+    with np.load(per_seed_path) as data:
+        metrics = {name: data[name] for name in data.files}
+    num_updates_done = metrics["episode_return"].shape[1]
+    env_steps = np.arange(1, num_updates_done + 1) * config.steps_per_update
+    evals = read_jsonl(os.path.join(run_dir, EVAL_FILE))
+    eval_steps = np.array([r["env_steps"] for r in evals]) if evals else None
+    eval_return = np.array([r["eval_return"]["per_seed"] for r in evals]).T if evals else None
+    title = f"{config.algorithm.upper()} on {config.env}"
+    curve = os.path.join(run_dir, CURVE_FILE)
+    panels = os.path.join(run_dir, DIAGNOSTICS_FILE)
+    plotting.learning_curve_png(curve, env_steps, metrics["episode_return"], title, eval_steps, eval_return, dpi)
+    plotting.diagnostics_png(panels, env_steps, metrics, title, dpi=dpi)
+    return [curve, panels]
+
+
+# Loading a finished (or checkpointed) run --------------------------------------------------------
+
+class RunState(NamedTuple):
+    config: Any
+    run_info: dict
+    algorithm: Algorithm
+    state: Any  # leading seed axis
+    update: int
+
+
+def load_run_state(run_dir: str, eval_episodes: Optional[int] = None, env: Any = None,
+                   env_params: Any = None) -> RunState:
+    """The latest checkpoint of ``run_dir`` with its config and algorithm (``eval_episodes`` overrides
+    the config's number of evaluation episodes)."""
+    config, run_info = _read_run(run_dir)
+    if eval_episodes is not None:
+        config = config_lib.apply_overrides(config, {"run.eval_episodes": eval_episodes})
+    algorithm = make_algorithm(config, env, env_params)
+    runner = ChunkRunner(algorithm)
+    state, records = _restore(run_dir, config, run_info, runner)
+    if state is None:
+        raise ValueError(f"{run_dir!r} has no checkpoint yet.")
+    return RunState(config, run_info, algorithm, state, records.update)
+
+
+def evaluate_run(run_dir: str, episodes: Optional[int] = None, seed: int = 0, env: Any = None,
+                 env_params: Any = None) -> dict:
+    """Greedy evaluation of every seed of the latest checkpoint: ``{"eval_return": [S, E], ...}``.
+
+    Episode ``e`` of seed ``i`` starts from the key ``evaluation_keys(seed, S, update)[i]`` gives
+    ``algorithm.evaluate``; ``seed`` selects another set of evaluation episodes.
+    """
+    loaded = load_run_state(run_dir, episodes, env, env_params)
+    runner = ChunkRunner(loaded.algorithm)
+    num_seeds = loaded.run_info["num_seeds"]
+    result = jax.device_get(runner.evaluate(loaded.state, evaluation_keys(seed, num_seeds, loaded.update)))
+    return {"update": loaded.update, "eval_return": np.asarray(result["eval_return"]),
+            "eval_length": np.asarray(result["eval_length"])}
+
+
+def load_policy(run_dir: str, seed_index: int = 0, env: Any = None, env_params: Any = None) -> Callable:
+    """A jitted ``act(obs, key=None) -> action`` running seed ``seed_index``'s deterministic policy.
+
+    ``obs`` is one observation or a batch with a leading axis; ``key`` is only needed by policies that
+    sample, and defaults to a fixed key. Loads the latest checkpoint of ``run_dir``.
+    """
+    loaded = load_run_state(run_dir, env=env, env_params=env_params)
+    num_seeds = loaded.run_info["num_seeds"]
+    if not isinstance(seed_index, int) or not 0 <= seed_index < num_seeds:
+        raise ValueError(f"seed_index={seed_index!r} must lie in [0, {num_seeds - 1}] for this run.")
+    state = jax.tree.map(lambda x: x[seed_index], loaded.state)
+    policy = loaded.algorithm.policy_of(state)
+    act_fn = loaded.algorithm.act
+
+    @jax.jit
+    def act_jit(obs: jax.Array, key: jax.Array) -> jax.Array:
+        return act_fn(policy, obs, key, deterministic=True)
+
+    def act(obs: Any, key: Optional[jax.Array] = None) -> jax.Array:
+        return act_jit(jnp.asarray(obs), jax.random.PRNGKey(0) if key is None else key)
+
+    act.__doc__ = f"Deterministic action of seed {seed_index} of {run_dir} (update {loaded.update})."
+    return act

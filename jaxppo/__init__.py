@@ -1,7 +1,7 @@
 """jaxppo: PPO and DQN as compiled, seed-vmapped JAX programs with every stability control in config."""
 
 from jaxppo.algorithm import Algorithm
-from jaxppo.api import make_algorithm, make_train, train
+from jaxppo.api import make_algorithm, make_train, stack_configs, train
 from jaxppo.config import DQNConfig, PPOConfig, RunSettings, apply_overrides, config_to_dict, load_config
 
 __version__ = "0.1.0"
@@ -16,6 +16,7 @@ __all__ = [
     "load_config",
     "make_algorithm",
     "make_train",
+    "stack_configs",
     "train",
 ]
 

@@ -183,3 +183,46 @@ def test_default_cartpole_config_learns():
     _, metrics = jaxppo.train(config, num_seeds=2, seed=0)
     final = np.asarray(metrics["episode_return"])[:, -20:].mean(axis=1)
     assert np.all(final > 400.0), final
+
+
+def test_hyperparameter_sweep_in_one_program_equals_separate_runs():
+    base = small_config()
+    rates = (1e-4, 3e-3)
+    configs = [base.replace(learning_rate=lr, clip_epsilon=eps) for lr, eps in zip(rates, (0.1, 0.3))]
+    sweep = jaxppo.stack_configs(configs)
+    keys = jax.random.split(jax.random.PRNGKey(7), 2)
+    swept_state, swept = jax.jit(jax.vmap(lambda c, k: jaxppo.make_train(c)(k)))(sweep, keys)
+    for i, config in enumerate(configs):
+        state, single = jax.jit(jaxppo.make_train(config))(keys[i])
+        np.testing.assert_allclose(swept["policy_loss"][i], single["policy_loss"], rtol=2e-4, atol=1e-6)
+        np.testing.assert_allclose(jax.tree.leaves(swept_state.params)[0][i], jax.tree.leaves(state.params)[0],
+                                   rtol=2e-4, atol=1e-6)
+    with pytest.raises(ValueError, match="num_envs"):
+        jaxppo.stack_configs([base, base.replace(num_envs=8, total_timesteps=8 * 16 * 6)])
+
+
+def test_config_errors_are_clear_before_compiling(tmp_path):
+    with pytest.raises(ValueError, match="did you mean 'learning_rate'|Did you mean 'learning_rate'"):
+        jaxppo.config.config_from_dict({"algorithm": "ppo", "learning_rat": 1e-3})
+    with pytest.raises(ValueError, match="not divisible by num_minibatches"):
+        jaxppo.PPOConfig(num_envs=3, num_steps=5, num_minibatches=4)
+    with pytest.raises(ValueError, match="learning_rate"):
+        jaxppo.PPOConfig(learning_rate=0.0)
+    with pytest.raises(ValueError, match="Did you mean 'CartPole-v1'"):
+        jaxppo.config.config_from_dict({"env": "Cartpole-v1"})
+    with pytest.raises(ValueError, match="value_clipping"):
+        jaxppo.PPOConfig(value_clipping="relativ")
+    with pytest.raises(ValueError, match="does not exist"):
+        jaxppo.load_config(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("learning_rate: [1, 2\n")
+    with pytest.raises(ValueError, match="not valid YAML"):
+        jaxppo.load_config(bad)
+    unreadable = tmp_path / "dir.yaml"
+    unreadable.mkdir()
+    with pytest.raises(ValueError, match="cannot read"):
+        jaxppo.load_config(unreadable)
+    nested = tmp_path / "nested.yaml"
+    nested.write_text("algorithm: ppo\nrun:\n  updates_per_chunks: 5\n")
+    with pytest.raises(ValueError, match="updates_per_chunk"):
+        jaxppo.load_config(nested)

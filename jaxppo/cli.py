@@ -180,8 +180,14 @@ def _train(args: argparse.Namespace) -> int:
             raise ValueError(f"{out!r} already holds a run; continue it with --resume {out} or choose another --out.")
         print(f"training {config.algorithm.upper()} on {config.env}: {num_seeds} seeds x {config.num_updates} "
               f"updates ({config.num_updates * config.steps_per_update:,} env steps per seed) -> {out}", flush=True)
+        created = not os.path.exists(out)
         os.makedirs(out, exist_ok=True)
-        loggers = _loggers(args, out, config)
+        try:
+            loggers = _loggers(args, out, config)
+        except ValueError:
+            if created and not os.listdir(out):
+                os.rmdir(out)
+            raise
         result = runner.train_run(config, out, num_seeds=num_seeds, seed=args.seed or 0, progress=progress,
                                   loggers=loggers, config_name=config_name)
     _print_summary(result.summary)

@@ -40,12 +40,27 @@ def tree_equal(a, b) -> bool:
     return tree_a == tree_b and all(np.array_equal(np.asarray(x), np.asarray(y)) for x, y in zip(leaves_a, leaves_b))
 
 
+class RecordingLogger:
+    """Stands in for TensorBoard / W&B: records what the run loop hands a logger."""
+
+    def __init__(self):
+        self.calls, self.closed = [], False
+
+    def log(self, update, env_steps, scalars):
+        self.calls.append((update, env_steps, dict(scalars)))
+
+    def close(self):
+        self.closed = True
+
+
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory):
     run_dir = str(tmp_path_factory.mktemp("runs") / "tiny")
+    logger = RecordingLogger()
+    lines = []
     result = runner.train_run(tiny_config(), run_dir, num_seeds=NUM_SEEDS, seed=3, progress=False,
-                              echo=lambda line: None)
-    return run_dir, result
+                              loggers=[logger], echo=lines.append)
+    return run_dir, result, logger, lines
 
 
 # Chunking ---------------------------------------------------------------------------------------
@@ -93,7 +108,7 @@ def test_chunk_size_puts_every_evaluation_on_a_chunk_boundary(num_updates, per_c
 # Run directory --------------------------------------------------------------------------------
 
 def test_run_directory_holds_consistent_metrics_eval_and_summary(finished_run):
-    run_dir, result = finished_run
+    run_dir, result = finished_run[:2]
     config = tiny_config()
     assert load_config(os.path.join(run_dir, "config.yaml")) == config
     lines = run_io.read_jsonl(os.path.join(run_dir, "metrics.jsonl"))
@@ -122,8 +137,30 @@ def test_run_directory_holds_consistent_metrics_eval_and_summary(finished_run):
     assert result.summary == summary
 
 
+def test_loggers_and_status_lines_get_the_median_over_seeds_per_update(finished_run):
+    run_dir, _, logger, lines = finished_run
+    assert logger.closed
+    assert [call[0] for call in logger.calls] == list(range(1, 13))
+    assert [call[1] for call in logger.calls] == [32 * u for u in range(1, 13)]
+    with np.load(os.path.join(run_dir, "metrics_per_seed.npz")) as data:
+        returns = data["episode_return"].astype(np.float64)
+    assert [c[2]["train/episode_return"] for c in logger.calls] == pytest.approx(np.median(returns, axis=0))
+    evals = run_io.read_jsonl(os.path.join(run_dir, "eval.jsonl"))
+    assert logger.calls[7][2]["eval/return_median"] == evals[1]["eval_return"]["median"]
+    assert "eval/return_median" not in logger.calls[6][2]
+    assert len(lines) == 3 and lines[-1].startswith("update 12/12")
+
+
+def test_missing_tracker_package_is_a_clear_error(monkeypatch, tmp_path):
+    from jaxppo.loggers import TensorBoardLogger
+
+    monkeypatch.setitem(sys.modules, "tensorboardX", None)  # makes the import fail
+    with pytest.raises(ValueError, match=r"pip install 'jaxppo\[tensorboard\]'"):
+        TensorBoardLogger(str(tmp_path))
+
+
 def test_existing_run_directory_is_not_overwritten(finished_run):
-    run_dir, _ = finished_run
+    run_dir = finished_run[0]
     with pytest.raises(ValueError, match="already holds a run"):
         runner.train_run(tiny_config(), run_dir, num_seeds=1, progress=False)
 
@@ -136,7 +173,7 @@ def _png_size(path: str) -> tuple[int, int]:
 
 
 def test_plots_are_real_pngs_and_can_be_redrawn(finished_run):
-    run_dir, _ = finished_run
+    run_dir = finished_run[0]
     for name in ("learning_curve.png", "diagnostics.png"):
         path = os.path.join(run_dir, name)
         os.remove(path)
@@ -170,7 +207,7 @@ def test_failed_write_leaves_previous_file_intact(tmp_path, monkeypatch):
 
 
 def test_failed_progress_write_keeps_every_run_file_readable(finished_run, monkeypatch, tmp_path):
-    run_dir, _ = finished_run
+    run_dir = finished_run[0]
     before = {n: open(os.path.join(run_dir, n), "rb").read() for n in ("metrics.jsonl", "metrics_per_seed.npz")}
     records = runner._Records({"episode_return": np.ones((1, 3), np.float32)}, 3, [], 1.0, ["{}\n"] * 3)
 
@@ -280,7 +317,7 @@ def _hand_rollout(act, env, env_params, key, num_episodes: int, max_steps: int) 
 
 
 def test_evaluation_matches_a_hand_run_greedy_rollout(finished_run):
-    run_dir, _ = finished_run
+    run_dir = finished_run[0]
     result = runner.evaluate_run(run_dir, episodes=2, seed=5)
     assert result["eval_return"].shape == (NUM_SEEDS, 2)
     loaded = runner.load_run_state(run_dir)
@@ -295,7 +332,7 @@ def test_evaluation_matches_a_hand_run_greedy_rollout(finished_run):
 
 
 def test_load_policy_act_matches_algorithm_act(finished_run):
-    run_dir, _ = finished_run
+    run_dir = finished_run[0]
     loaded = runner.load_run_state(run_dir)
     import jaxppo
 

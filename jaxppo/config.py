@@ -291,8 +291,11 @@ class DQNConfig:
                 f"batch_size={self.batch_size} is larger than buffer_size={self.buffer_size}; "
                 "raise buffer_size or lower batch_size."
             )
-        if self.buffer_size < self.num_envs:
-            raise ValueError(f"buffer_size={self.buffer_size} must hold at least one step of every env (num_envs={self.num_envs}).")
+        if self.buffer_size < self.steps_per_update:
+            raise ValueError(
+                f"buffer_size={self.buffer_size} must hold one update's transitions "
+                f"(num_envs*train_frequency = {self.steps_per_update}); raise buffer_size."
+            )
         if not isinstance(self.hidden_sizes, tuple) or not self.hidden_sizes or any(
             not isinstance(h, int) or h <= 0 for h in self.hidden_sizes
         ):

@@ -86,7 +86,9 @@ def restore_checkpoint(directory: str, abstract_tree: Any, update: Optional[int]
     try:
         step = manager.latest_step() if update is None else update
         if step is None:
-            raise ValueError(f"no checkpoint found in {directory!r}.")
+            from jaxppo.run_io import RunInputError
+
+            raise RunInputError(f"no checkpoint found in {directory!r}.")
         restored = manager.restore(
             step,
             args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_tree), meta=ocp.args.JsonRestore()),

@@ -12,6 +12,8 @@ import os
 import sys
 from typing import Any, Optional, Sequence
 
+from jaxppo.run_io import RunInputError
+
 __all__ = ["main", "build_parser", "resolve_config"]
 
 DEFAULT_CONFIG = "ppo_cartpole.yaml"
@@ -167,24 +169,27 @@ def _train(args: argparse.Namespace) -> int:
         print(f"resuming {args.resume}", flush=True)
         result = runner.resume_run(args.resume, progress=progress, loggers=loggers)
     else:
-        config, config_name = resolve_config(args.config)
-        if args.overrides:
-            config = apply_overrides(config, list(args.overrides))
+        try:
+            config, config_name = resolve_config(args.config)
+            if args.overrides:
+                config = apply_overrides(config, list(args.overrides))
+        except ValueError as error:  # config problems are the user's input, reported in one line
+            raise _UsageError(str(error)) from None
         num_seeds = runner.DEFAULT_NUM_SEEDS if args.seeds is None else args.seeds
         if num_seeds <= 0:
-            raise ValueError(f"--seeds {num_seeds} must be a positive integer.")
+            raise _UsageError(f"--seeds {num_seeds} must be a positive integer")
         out = args.out or os.path.join(
             "runs", f"{config_name}-{datetime.datetime.now(datetime.timezone.utc).strftime('%Y%m%d-%H%M%S')}")
         if os.path.isdir(out) and (os.path.exists(os.path.join(out, runner.CONFIG_FILE))
                                    or os.path.isdir(os.path.join(out, runner.CHECKPOINT_DIR))):
-            raise ValueError(f"{out!r} already holds a run; continue it with --resume {out} or choose another --out.")
+            raise _UsageError(f"{out!r} already holds a run; continue it with --resume {out} or choose another --out")
         print(f"training {config.algorithm.upper()} on {config.env}: {num_seeds} seeds x {config.num_updates} "
               f"updates ({config.num_updates * config.steps_per_update:,} env steps per seed) -> {out}", flush=True)
         created = not os.path.exists(out)
         os.makedirs(out, exist_ok=True)
         try:
             loggers = _loggers(args, out, config)
-        except ValueError:
+        except RunInputError:
             if created and not os.listdir(out):
                 os.rmdir(out)
             raise
@@ -200,7 +205,7 @@ def _eval(args: argparse.Namespace) -> int:
     from jaxppo import runner
 
     if args.episodes is not None and args.episodes <= 0:
-        raise ValueError(f"--episodes {args.episodes} must be a positive integer.")
+        raise _UsageError(f"--episodes {args.episodes} must be a positive integer")
     result = runner.evaluate_run(args.run_dir, episodes=args.episodes, seed=args.seed)
     returns = np.asarray(result["eval_return"], np.float64)  # [S, E]
     per_seed = returns.mean(axis=1)
@@ -231,7 +236,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return 2
         handler = {"train": _train, "eval": _eval, "plot": _plot}[args.command]
         return handler(args)
-    except (_UsageError, ValueError, FileNotFoundError, NotADirectoryError) as error:
+    except (_UsageError, RunInputError) as error:
         message = " ".join(str(error).split())  # one line, whatever the original formatting
         print(f"jaxppo: error: {message}", file=sys.stderr)
         return 2

@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 from typing import Any, Mapping, Optional
 
+from jaxppo.run_io import RunInputError
+
 __all__ = ["Logger", "TensorBoardLogger", "WandbLogger"]
 
 
@@ -29,7 +31,7 @@ class TensorBoardLogger(Logger):
         try:
             from tensorboardX import SummaryWriter
         except ImportError:
-            raise ValueError("--tensorboard needs tensorboardX: pip install 'jaxppo[tensorboard]'.") from None
+            raise RunInputError("--tensorboard needs tensorboardX: pip install 'jaxppo[tensorboard]'.") from None
         self._writer = SummaryWriter(os.path.join(run_dir, "tensorboard"))
 
     def log(self, update: int, env_steps: int, scalars: Mapping[str, float]) -> None:
@@ -48,7 +50,7 @@ class WandbLogger(Logger):
         try:
             import wandb
         except ImportError:
-            raise ValueError("--wandb needs wandb: pip install 'jaxppo[wandb]'.") from None
+            raise RunInputError("--wandb needs wandb: pip install 'jaxppo[wandb]'.") from None
         self._run = wandb.init(project=project or "jaxppo", dir=run_dir, config=dict(config),
                                name=os.path.basename(os.path.abspath(run_dir)), id=resume_id,
                                resume="allow" if resume_id else None)

@@ -22,7 +22,7 @@ DIAGNOSTIC_KEYS: tuple[str, ...] = (
     "value_loss",
     "policy_loss",
     "td_loss",
-    "q_value",
+    "q_mean",
     "entropy",
     "approx_kl",
     "clip_fraction",

@@ -18,6 +18,7 @@ import numpy as np
 import yaml
 
 __all__ = [
+    "RunInputError",
     "atomic_write_bytes",
     "atomic_write_text",
     "atomic_write_json",
@@ -26,6 +27,11 @@ __all__ = [
     "read_jsonl",
     "to_builtin",
 ]
+
+
+class RunInputError(ValueError):
+    """A problem with what the user asked for (a run directory that does not exist, a bad seed index):
+    the command line reports it in one line, unlike a ValueError from a bug deeper down."""
 
 
 def _current_umask() -> int:

@@ -41,6 +41,7 @@ from jaxppo.algorithm import Algorithm
 from jaxppo.api import make_algorithm
 from jaxppo.checkpoint import CheckpointWriter, latest_checkpoint_update, restore_checkpoint
 from jaxppo.run_io import (
+    RunInputError,
     atomic_write_json,
     atomic_write_npz,
     atomic_write_text,
@@ -51,6 +52,7 @@ from jaxppo.run_io import (
 
 __all__ = [
     "DEFAULT_NUM_SEEDS",
+    "RunInputError",
     "ChunkRunner",
     "RunResult",
     "chunk_size_for",
@@ -122,21 +124,28 @@ def aggregate_over_seeds(values: np.ndarray) -> dict[str, np.ndarray]:
             "min": values.min(axis=0), "max": values.max(axis=0)}
 
 
-def _short(x: float) -> float:
-    # 7 significant digits keeps metrics.jsonl readable; exact float32 values are in the .npz.
-    x = float(x)
+def _short(x: Any) -> Any:
+    # 7 significant digits keeps metrics.jsonl readable; exact values are in the .npz. Metrics with
+    # extra axes (a histogram over actions, say) become nested lists.
+    array = np.asarray(x)
+    if array.ndim:
+        return [_short(v) for v in array]
+    x = float(array)
     return x if not math.isfinite(x) else float(f"{x:.7g}")
 
 
 def _metric_lines(per_seed: Mapping[str, np.ndarray], start: int, stop: int, steps_per_update: int) -> list[str]:
-    """JSON lines for updates ``start+1 .. stop`` (columns ``start:stop``), aggregated over seeds."""
+    """JSON lines for updates ``start+1 .. stop`` (columns ``start:stop``), aggregated over seeds.
+
+    Metrics sit under ``"metrics"`` so an algorithm's metric can never collide with ``update`` or
+    ``env_steps`` (DQN reports its own ``env_steps``).
+    """
     stats = {name: aggregate_over_seeds(values[:, start:stop]) for name, values in per_seed.items()}
     lines = []
     for offset, column in enumerate(range(start, stop)):
         update = column + 1
-        record: dict[str, Any] = {"update": update, "env_steps": update * steps_per_update}
-        for name in per_seed:
-            record[name] = {s: _short(stats[name][s][offset]) for s in _STATS}
+        metrics = {name: {s: _short(stats[name][s][offset]) for s in _STATS} for name in per_seed}
+        record = {"update": update, "env_steps": update * steps_per_update, "metrics": metrics}
         lines.append(json.dumps(record) + "\n")
     return lines
 
@@ -174,9 +183,10 @@ class ChunkRunner:
     def abstract_state(self, keys: jax.Array) -> Any:
         return jax.eval_shape(jax.vmap(self.algorithm.init), keys)
 
-    def metric_dtypes(self, abstract_state: Any) -> dict[str, np.dtype]:
+    def metric_specs(self, abstract_state: Any) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+        """``{name: (per-update shape, dtype)}`` of the metrics, without running anything."""
         _, metrics = jax.eval_shape(jax.vmap(lambda s: self.algorithm.run_updates(s, 1)), abstract_state)
-        return {name: np.dtype(m.dtype) for name, m in metrics.items()}
+        return {name: (tuple(m.shape[2:]), np.dtype(m.dtype)) for name, m in metrics.items()}
 
     def _chunk_program(self, num_updates: int) -> Callable:
         if num_updates not in self._chunks:
@@ -210,8 +220,8 @@ class _Records:
         return {name: values[:, : self.update] for name, values in self.per_seed.items()}
 
 
-def _empty_records(dtypes: Mapping[str, np.dtype], num_seeds: int, num_updates: int) -> _Records:
-    per_seed = {name: np.zeros((num_seeds, num_updates), dtype) for name, dtype in dtypes.items()}
+def _empty_records(specs: Mapping[str, tuple], num_seeds: int, num_updates: int) -> _Records:
+    per_seed = {name: np.zeros((num_seeds, num_updates) + shape, dtype) for name, (shape, dtype) in specs.items()}
     return _Records(per_seed, 0, [], 0.0, [])
 
 
@@ -251,10 +261,10 @@ def _device_description() -> str:
 
 def _prepare_run_dir(run_dir: str) -> None:
     if os.path.exists(run_dir) and not os.path.isdir(run_dir):
-        raise ValueError(f"--out {run_dir!r} exists and is not a directory.")
+        raise RunInputError(f"--out {run_dir!r} exists and is not a directory.")
     if os.path.isdir(run_dir) and (os.path.exists(os.path.join(run_dir, CONFIG_FILE))
                                    or os.path.isdir(os.path.join(run_dir, CHECKPOINT_DIR))):
-        raise ValueError(f"{run_dir!r} already holds a run; continue it with --resume {run_dir} "
+        raise RunInputError(f"{run_dir!r} already holds a run; continue it with --resume {run_dir} "
                          "or choose another --out.")
     os.makedirs(run_dir, exist_ok=True)
 
@@ -269,9 +279,9 @@ def train_run(config: Any, run_dir: str, num_seeds: int = DEFAULT_NUM_SEEDS, see
     ``echo`` receives one status line per chunk when ``progress`` is off (default: print).
     """
     if not isinstance(num_seeds, int) or isinstance(num_seeds, bool) or num_seeds <= 0:
-        raise ValueError(f"num_seeds={num_seeds!r} must be a positive integer.")
+        raise RunInputError(f"num_seeds={num_seeds!r} must be a positive integer.")
     if not isinstance(seed, int) or isinstance(seed, bool):
-        raise ValueError(f"seed={seed!r} must be an integer.")
+        raise RunInputError(f"seed={seed!r} must be an integer.")
     algorithm = make_algorithm(config, env, env_params)
     _prepare_run_dir(run_dir)
     chunk = chunk_size_for(config.num_updates, config.run.updates_per_chunk, config.run.eval_interval)
@@ -292,19 +302,22 @@ def train_run(config: Any, run_dir: str, num_seeds: int = DEFAULT_NUM_SEEDS, see
     runner = ChunkRunner(algorithm)
     keys = seed_keys(seed, num_seeds)
     state = runner.init(keys)
-    records = _empty_records(runner.metric_dtypes(runner.abstract_state(keys)), num_seeds, config.num_updates)
+    records = _empty_records(runner.metric_specs(runner.abstract_state(keys)), num_seeds, config.num_updates)
     ctx = _RunContext(run_dir, config, seed, num_seeds, chunk, runner)
     return _train_loop(ctx, state, records, progress, loggers, echo)
 
 
 def _read_run(run_dir: str) -> tuple[Any, dict]:
     if not os.path.isdir(run_dir):
-        raise ValueError(f"run directory {run_dir!r} does not exist.")
+        raise RunInputError(f"run directory {run_dir!r} does not exist.")
     config_path = os.path.join(run_dir, CONFIG_FILE)
     run_path = os.path.join(run_dir, RUN_FILE)
     if not os.path.exists(config_path) or not os.path.exists(run_path):
-        raise ValueError(f"{run_dir!r} is not a jaxppo run directory (no {CONFIG_FILE} / {RUN_FILE}).")
-    config = config_lib.load_config(config_path)
+        raise RunInputError(f"{run_dir!r} is not a jaxppo run directory (no {CONFIG_FILE} / {RUN_FILE}).")
+    try:
+        config = config_lib.load_config(config_path)
+    except ValueError as error:
+        raise RunInputError(f"cannot read the run's config: {error}") from None
     with open(run_path, "r", encoding="utf-8") as handle:
         run_info = json.load(handle)
     return config, run_info
@@ -318,9 +331,10 @@ def _restore(run_dir: str, config: Any, run_info: dict, runner: ChunkRunner
         return None, None
     num_seeds, num_updates = run_info["num_seeds"], config.num_updates
     abstract_state = runner.abstract_state(seed_keys(run_info["seed"], num_seeds))
-    dtypes = runner.metric_dtypes(abstract_state)
+    specs = runner.metric_specs(abstract_state)
     target = {"state": abstract_state,
-              "metrics": {n: jax.ShapeDtypeStruct((num_seeds, num_updates), d) for n, d in dtypes.items()}}
+              "metrics": {n: jax.ShapeDtypeStruct((num_seeds, num_updates) + shape, dtype)
+                          for n, (shape, dtype) in specs.items()}}
     tree, meta, update = restore_checkpoint(checkpoint_dir, target)
     per_seed = {name: np.array(values) for name, values in tree["metrics"].items()}
     lines = _metric_lines(per_seed, 0, update, config.steps_per_update)
@@ -344,7 +358,7 @@ def resume_run(run_dir: str, progress: bool = True, loggers: Sequence[Any] = (),
     if state is None:
         keys = seed_keys(ctx.seed, ctx.num_seeds)
         state = runner.init(keys)
-        records = _empty_records(runner.metric_dtypes(runner.abstract_state(keys)), ctx.num_seeds,
+        records = _empty_records(runner.metric_specs(runner.abstract_state(keys)), ctx.num_seeds,
                                  config.num_updates)
     write_progress_files(run_dir, records)
     return _train_loop(ctx, state, records, progress, loggers, echo)
@@ -425,7 +439,8 @@ def _log_scalars(loggers: Sequence[Any], records: _Records, start: int, stop: in
     eval_by_update = {r["update"]: r for r in records.eval_records}
     for column in range(start, stop):
         update = column + 1
-        scalars = {f"train/{name}": float(np.median(values[:, column])) for name, values in records.per_seed.items()}
+        scalars = {f"train/{name}": float(np.median(values[:, column]))
+                   for name, values in records.per_seed.items() if values.ndim == 2}
         if update in eval_by_update:
             scalars["eval/return_median"] = eval_by_update[update]["eval_return"]["median"]
             scalars["eval/length_median"] = eval_by_update[update]["eval_length"]["median"]
@@ -475,9 +490,9 @@ def render_plots(run_dir: str, dpi: int = 100) -> list[str]:
     config, run_info = _read_run(run_dir)
     per_seed_path = os.path.join(run_dir, PER_SEED_FILE)
     if not os.path.exists(per_seed_path):
-        raise ValueError(f"{run_dir!r} has no {PER_SEED_FILE} yet; train at least one chunk first.")
+        raise RunInputError(f"{run_dir!r} has no {PER_SEED_FILE} yet; train at least one chunk first.")
     with np.load(per_seed_path) as data:
-        metrics = {name: data[name] for name in data.files}
+        metrics = {name: data[name] for name in data.files if data[name].ndim == 2}  # scalar per update
     num_updates_done = metrics["episode_return"].shape[1]
     env_steps = np.arange(1, num_updates_done + 1) * config.steps_per_update
     evals = read_jsonl(os.path.join(run_dir, EVAL_FILE))
@@ -512,7 +527,7 @@ def load_run_state(run_dir: str, eval_episodes: Optional[int] = None, env: Any =
     runner = ChunkRunner(algorithm)
     state, records = _restore(run_dir, config, run_info, runner)
     if state is None:
-        raise ValueError(f"{run_dir!r} has no checkpoint yet.")
+        raise RunInputError(f"{run_dir!r} has no checkpoint yet.")
     return RunState(config, run_info, algorithm, state, records.update)
 
 
@@ -540,7 +555,7 @@ def load_policy(run_dir: str, seed_index: int = 0, env: Any = None, env_params: 
     loaded = load_run_state(run_dir, env=env, env_params=env_params)
     num_seeds = loaded.run_info["num_seeds"]
     if not isinstance(seed_index, int) or not 0 <= seed_index < num_seeds:
-        raise ValueError(f"seed_index={seed_index!r} must lie in [0, {num_seeds - 1}] for this run.")
+        raise RunInputError(f"seed_index={seed_index!r} must lie in [0, {num_seeds - 1}] for this run.")
     state = jax.tree.map(lambda x: x[seed_index], loaded.state)
     policy = loaded.algorithm.policy_of(state)
     act_fn = loaded.algorithm.act

@@ -119,9 +119,9 @@ def test_run_directory_holds_consistent_metrics_eval_and_summary(finished_run):
     assert per_seed["episode_return"].shape == (NUM_SEEDS, 12)
     for name in ("episode_return", "value_loss", "approx_kl"):
         values = per_seed[name].astype(np.float64)
-        np.testing.assert_allclose([r[name]["median"] for r in lines], np.median(values, axis=0), rtol=1e-6)
-        np.testing.assert_allclose([r[name]["max"] for r in lines], values.max(axis=0), rtol=1e-6)
-        np.testing.assert_allclose([r[name]["q25"] for r in lines], np.percentile(values, 25, axis=0), rtol=1e-6)
+        np.testing.assert_allclose([r["metrics"][name]["median"] for r in lines], np.median(values, axis=0), rtol=1e-6)
+        np.testing.assert_allclose([r["metrics"][name]["max"] for r in lines], values.max(axis=0), rtol=1e-6)
+        np.testing.assert_allclose([r["metrics"][name]["q25"] for r in lines], np.percentile(values, 25, axis=0), rtol=1e-6)
     evals = run_io.read_jsonl(os.path.join(run_dir, "eval.jsonl"))
     assert [r["update"] for r in evals] == [4, 8, 12]
     assert len(evals[-1]["eval_return"]["per_seed"]) == NUM_SEEDS

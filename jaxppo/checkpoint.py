@@ -33,6 +33,8 @@ def _manager(directory: str, read_only: bool = False, max_to_keep: Optional[int]
     options = ocp.CheckpointManagerOptions(
         max_to_keep=None if read_only else max_to_keep,
         create=not read_only,
+        # A process killed mid-save leaves an uncommitted temporary folder; the next writer removes it.
+        cleanup_tmp_directories=not read_only,
         # Synchronous saves: when save() returns the step is committed, so a kill right after it
         # can always resume from it. CartPole-sized states save in milliseconds.
         enable_async_checkpointing=False,

@@ -56,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser(
         "train", help="train several seeds of a config into a run directory",
-        description="Train --seeds independent seeds of CONFIG at once, in compiled chunks, writing "
+        description="Train --seeds independent seeds of CONFIG at once, in compiled chunks, writing\n"
                     "metrics, evaluations, checkpoints and plots into a run directory.",
         epilog=_TRAIN_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     train.add_argument("config", nargs="?", metavar="CONFIG", help="YAML config file or bundled config name "
@@ -78,8 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = commands.add_parser(
         "eval", help="greedy evaluation of a run's latest checkpoint",
-        description="Load RUN_DIR's latest checkpoint and run the deterministic policy of every seed for "
-                    "--episodes episodes on fresh environments.")
+        description="Load RUN_DIR's latest checkpoint and run the deterministic policy of every seed\n"
+                    "for --episodes episodes on fresh environments.",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     evaluate.add_argument("run_dir", metavar="RUN_DIR")
     evaluate.add_argument("--episodes", type=int, default=None, metavar="N",
                           help="episodes per seed (default: the config's run.eval_episodes)")

@@ -8,7 +8,6 @@ median and IQR describe the typical run and its spread.
 from __future__ import annotations
 
 import io
-import os
 from typing import Mapping, Optional, Sequence
 
 import numpy as np

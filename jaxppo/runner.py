@@ -47,7 +47,6 @@ from jaxppo.run_io import (
     atomic_write_text,
     atomic_write_yaml,
     read_jsonl,
-    to_builtin,
 )
 
 __all__ = [

@@ -127,3 +127,12 @@ def test_default_config_is_found_from_any_working_directory(tmp_path, monkeypatc
     monkeypatch.setattr(cli, "_package_configs_dir", lambda: str(tmp_path / "missing"))
     config, name = cli.resolve_config(None)
     assert config == PPOConfig() and name == "ppo_cartpole"
+
+
+def test_import_jaxppo_loads_no_run_loop_tracker_or_plotting_modules():
+    code = ("import sys, jaxppo; heavy = ['jaxppo.runner', 'jaxppo.cli', 'orbax.checkpoint', 'tensorboardX', "
+            "'wandb', 'matplotlib', 'tqdm']; print([m for m in heavy if m in sys.modules])")
+    process = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert process.returncode == 0, process.stderr
+    assert process.stdout.strip() == "[]"
+    assert callable(__import__("jaxppo").load_policy)  # the lazy attribute resolves to the runner's

@@ -140,7 +140,7 @@ def main() -> None:
                         args.iterations, args.repeats)
             print(json.dumps(row), flush=True)
             results.append(row)
-    import flashbax
+    from importlib import metadata
 
     report = {
         "settings": vars(args),
@@ -152,7 +152,7 @@ def main() -> None:
             "jax_backend": jax.default_backend(),
             "devices": [str(d) for d in jax.devices()],
             "jax": jax.__version__,
-            "flashbax": getattr(flashbax, "__version__", "unknown"),
+            "flashbax": metadata.version("flashbax"),
             "python": platform.python_version(),
             "note": "CPU shared with other jobs; compare rows of one run, not across runs.",
         },

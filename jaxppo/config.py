@@ -230,7 +230,9 @@ class DQNConfig:
     """Deep Q-learning with a replay buffer carried as pure state, and seed 002's stability controls.
 
     Defaults follow CleanRL / PureJaxRL CartPole DQN, with the fix from seed 002 on by default:
-    global-norm gradient clipping at 10 and Huber loss.
+    global-norm gradient clipping at 10 and Huber loss. Measured caveat: Huber with ``huber_delta=1``
+    diverges on CartPole's unscaled returns (q_max 8e7 by 5e5 steps); ``configs/dqn_cartpole.yaml`` uses
+    ``loss: mse`` and reaches a mean return of 482 over 16 seeds (docs/dqn.md).
     """
 
     algorithm: str = static("dqn")

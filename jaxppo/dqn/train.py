@@ -290,6 +290,8 @@ def learn(ctx: DQNContext, state: DQNState, key: jax.Array, learning: jax.Array
         shapes = jax.eval_shape(run, current)[1]
         return current, jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
 
+    # Under vmap over seeds ``learning`` is batched, so the cond runs both branches and selects: the
+    # steps before learning_starts cost a discarded gradient computation, but stay exactly a no-op.
     return jax.lax.cond(learning, run, skip, learner)
 
 

@@ -352,6 +352,8 @@ def _coerce(cls: type, name: str, value: Any) -> Any:
     default = field.default
     if isinstance(value, list):
         return tuple(value)
+    if isinstance(value, bool) and isinstance(default, str):
+        return "on" if value else "off"  # YAML 1.1 reads a bare off / on as a boolean
     if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if isinstance(value, str) and isinstance(default, float):

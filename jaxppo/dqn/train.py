@@ -44,6 +44,7 @@ from jaxppo.config import DQNConfig
 from jaxppo.dqn import buffer as replay
 from jaxppo.dqn import losses
 from jaxppo.dqn.networks import QNetwork
+from jaxppo.envs.evaluation import greedy_episodes
 from jaxppo.envs import (
     EpisodeTracker,
     action_spec,
@@ -370,32 +371,12 @@ def act(ctx: DQNContext, policy: DQNPolicy, obs: jax.Array, key: jax.Array,
     return epsilon_greedy(key, q_values, ctx.config.epsilon_end)
 
 
-def _max_episode_steps(env_params: Any) -> int:
-    return int(getattr(env_params, "max_steps_in_episode", 1000))
 
-
-def evaluate(ctx: DQNContext, state: DQNState, key: jax.Array) -> dict[str, jax.Array]:
-    """One greedy episode on each of ``run.eval_episodes`` fresh envs: ``[eval_episodes]`` arrays."""
-    num_episodes = ctx.config.run.eval_episodes
-    reset_key, run_key = jax.random.split(key)
-    obs, env_state = _reset_envs(ctx, reset_key, num_episodes)
+def evaluate(ctx, state, key: jax.Array) -> dict[str, jax.Array]:
+    """One episode per fresh env with the deterministic policy; returns ``[eval_episodes]`` arrays."""
     policy = policy_of(state)
-
-    def step(carry, step_key):
-        obs, env_state, total, length, running = carry
-        action = act(ctx, policy, obs, step_key, deterministic=True)
-        obs, env_state, reward, terminated, truncated, _ = jax.vmap(
-            ctx.env.step, in_axes=(0, 0, 0, None))(jax.random.split(step_key, num_episodes), env_state, action,
-                                                  ctx.env_params)
-        total = total + running * reward.astype(jnp.float32)
-        length = length + running.astype(jnp.int32)
-        running = running * (1.0 - jnp.logical_or(terminated, truncated).astype(jnp.float32))
-        return (obs, env_state, total, length, running), None
-
-    init = (obs, env_state, jnp.zeros((num_episodes,), jnp.float32), jnp.zeros((num_episodes,), jnp.int32),
-            jnp.ones((num_episodes,), jnp.float32))
-    (_, _, total, length, _), _ = jax.lax.scan(step, init, jax.random.split(run_key, _max_episode_steps(ctx.env_params)))
-    return {"eval_return": total, "eval_length": length}
+    return greedy_episodes(ctx.env, ctx.env_params, lambda obs, k: act(ctx, policy, obs, k, deterministic=True),
+                           key, ctx.config.run.eval_episodes)
 
 
 def make_algorithm(config: DQNConfig, env: Any = None, env_params: Any = None) -> Algorithm:

@@ -32,6 +32,7 @@ from jaxppo import diagnostics
 from jaxppo import running_stats as rs
 from jaxppo.algorithm import Algorithm
 from jaxppo.config import PPOConfig
+from jaxppo.envs.evaluation import greedy_episodes
 from jaxppo.envs import (
     ActionSpec,
     EpisodeTracker,
@@ -502,33 +503,12 @@ def act(ctx: PPOContext, policy: PPOPolicy, obs: jax.Array, key: jax.Array,
     return _env_action(ctx, action)
 
 
-def _max_episode_steps(env_params: Any) -> int:
-    return int(getattr(env_params, "max_steps_in_episode", 1000))
 
-
-def evaluate(ctx: PPOContext, state: PPOState, key: jax.Array) -> dict[str, jax.Array]:
+def evaluate(ctx, state, key: jax.Array) -> dict[str, jax.Array]:
     """One episode per fresh env with the deterministic policy; returns ``[eval_episodes]`` arrays."""
-    num_episodes = ctx.config.run.eval_episodes
-    reset_key, run_key = jax.random.split(key)
-    obs, env_state = _reset_envs(ctx, reset_key, num_episodes)
     policy = policy_of(state)
-
-    def step(carry, step_key):
-        obs, env_state, total, length, running = carry
-        action = act(ctx, policy, obs, step_key, deterministic=True)
-        keys = jax.random.split(step_key, num_episodes)
-        obs, env_state, reward, terminated, truncated, _ = jax.vmap(
-            ctx.env.step, in_axes=(0, 0, 0, None))(keys, env_state, action, ctx.env_params)
-        total = total + running * reward.astype(jnp.float32)
-        length = length + running.astype(jnp.int32)
-        running = running * (1.0 - jnp.logical_or(terminated, truncated).astype(jnp.float32))
-        return (obs, env_state, total, length, running), None
-
-    init = (obs, env_state, jnp.zeros((num_episodes,), jnp.float32), jnp.zeros((num_episodes,), jnp.int32),
-            jnp.ones((num_episodes,), jnp.float32))
-    steps = _max_episode_steps(ctx.env_params)
-    (_, _, total, length, _), _ = jax.lax.scan(step, init, jax.random.split(run_key, steps))
-    return {"eval_return": total, "eval_length": length}
+    return greedy_episodes(ctx.env, ctx.env_params, lambda obs, k: act(ctx, policy, obs, k, deterministic=True),
+                           key, ctx.config.run.eval_episodes)
 
 
 def make_algorithm(config: PPOConfig, env: Any = None, env_params: Any = None) -> Algorithm:

@@ -1,0 +1,42 @@
+"""Greedy evaluation: one episode on each of several fresh envs, shared by every algorithm."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+
+__all__ = ["greedy_episodes", "max_episode_steps"]
+
+
+def max_episode_steps(env_params: Any) -> int:
+    """The env's time limit (gymnax ``max_steps_in_episode``), 1000 if it declares none."""
+    return int(getattr(env_params, "max_steps_in_episode", 1000))
+
+
+def greedy_episodes(env: Any, env_params: Any, act_fn: Callable[[jax.Array, jax.Array], jax.Array],
+                    key: jax.Array, num_episodes: int) -> dict[str, jax.Array]:
+    """Runs ``act_fn(obs_batch, key) -> actions`` on ``num_episodes`` fresh envs for the time limit.
+
+    Only each env's first episode counts (rewards after its first termination or truncation are
+    masked, since gymnax auto-resets). Returns ``{"eval_return": [E], "eval_length": [E]}``.
+    """
+    reset_key, run_key = jax.random.split(key)
+    obs, env_state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(reset_key, num_episodes), env_params)
+
+    def step(carry, step_key):
+        obs, env_state, total, length, running = carry
+        action = act_fn(obs, step_key)
+        obs, env_state, reward, terminated, truncated, _ = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
+            jax.random.split(step_key, num_episodes), env_state, action, env_params)
+        total = total + running * reward.astype(jnp.float32)
+        length = length + running.astype(jnp.int32)
+        running = running * (1.0 - jnp.logical_or(terminated, truncated).astype(jnp.float32))
+        return (obs, env_state, total, length, running), None
+
+    init = (obs, env_state, jnp.zeros((num_episodes,), jnp.float32), jnp.zeros((num_episodes,), jnp.int32),
+            jnp.ones((num_episodes,), jnp.float32))
+    steps = jax.random.split(run_key, max_episode_steps(env_params))
+    (_, _, total, length, _), _ = jax.lax.scan(step, init, steps)
+    return {"eval_return": total, "eval_length": length}

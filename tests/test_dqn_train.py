@@ -89,7 +89,7 @@ def test_truncation_stores_final_observation_and_is_not_terminal():
 def test_seeds_under_vmap_get_different_parameters_and_experience():
     alg, _, _ = _compiled()
     init = jax.jit(jax.vmap(alg.init))(jax.random.split(jax.random.PRNGKey(0), 2))
-    kernel = np.asarray(init.params["params"]["Dense_0"]["kernel"])
+    kernel = np.asarray(init.params["params"]["MLP_0"]["Dense_0"]["kernel"])
     assert not np.allclose(kernel[0], kernel[1])  # different network inits, not only different data
     state, metrics = jax.jit(jax.vmap(make_train(alg.config)))(jax.random.split(jax.random.PRNGKey(0), 2))
     first = jax.tree.map(lambda x: x[0], state)

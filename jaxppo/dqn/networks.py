@@ -1,4 +1,4 @@
-"""Q-networks: an MLP over flat observations, or a small conv torso (MinAtar's 10x10xC grids) first.
+"""Q-networks: the shared dense trunk over flat observations, or a small conv torso (MinAtar's 10x10xC grids) first.
 
 The network maps observations ``[..., *obs_shape]`` to action values ``[..., num_actions]``; any number
 of leading batch axes is allowed, so the same module serves one observation, a batch of envs and a
@@ -14,7 +14,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxppo.ppo.networks import activation_fn
+from jaxppo.networks import MLP, activation_fn, orthogonal
 
 __all__ = ["QNetwork", "ConvTorso"]
 
@@ -34,13 +34,13 @@ class ConvTorso(nn.Module):
         batch_shape = obs.shape[:-3]
         x = obs.reshape((-1,) + obs.shape[-3:]).astype(jnp.float32)
         x = nn.Conv(self.channels, (3, 3), strides=(1, 1), padding="SAME",
-                    kernel_init=nn.initializers.orthogonal(math.sqrt(2.0)), bias_init=nn.initializers.zeros)(x)
+                    kernel_init=orthogonal(math.sqrt(2.0)), bias_init=nn.initializers.zeros)(x)
         x = activation_fn(self.activation)(x)
         return x.reshape(batch_shape + (-1,))
 
 
 class QNetwork(nn.Module):
-    """``Q(s, .)``: optional conv torso, ``hidden_sizes`` dense layers, one linear output per action.
+    """``Q(s, .)``: optional conv torso, then ``jaxppo.networks.MLP`` with one linear output per action.
 
     ``obs_ndim`` is the rank of one observation (1 for CartPole, 3 for MinAtar); the trailing ``obs_ndim``
     axes are flattened (MLP) or convolved (conv torso), every leading axis is a batch axis.
@@ -54,17 +54,10 @@ class QNetwork(nn.Module):
 
     @nn.compact
     def __call__(self, obs: jax.Array) -> jax.Array:
+        obs_ndim = self.obs_ndim
         if self.torso == "conv":
             if self.obs_ndim != 3:
                 raise ValueError(f"torso='conv' needs [H, W, C] observations, got rank {self.obs_ndim}.")
-            x = ConvTorso(self.activation)(obs)
-        else:
-            x = obs.reshape(obs.shape[: obs.ndim - self.obs_ndim] + (-1,)).astype(jnp.float32)
-        act = activation_fn(self.activation)
-        for width in self.hidden_sizes:
-            x = nn.Dense(width, kernel_init=nn.initializers.orthogonal(math.sqrt(2.0)),
-                         bias_init=nn.initializers.zeros)(x)
-            x = act(x)
-        # Scale 1: Q-values must reach the return scale (hundreds on CartPole), unlike PPO's 0.01 policy head.
-        return nn.Dense(self.num_actions, kernel_init=nn.initializers.orthogonal(1.0),
-                        bias_init=nn.initializers.zeros)(x)
+            obs, obs_ndim = ConvTorso(self.activation)(obs), 1
+        # Head scale 1: Q-values must reach the return scale (hundreds on CartPole), unlike PPO's 0.01 policy head.
+        return MLP(self.hidden_sizes, self.activation, self.num_actions, 1.0, obs_ndim)(obs)

@@ -8,13 +8,14 @@ handful of closed forms that the tests check against scipy-free numpy references
 
 from __future__ import annotations
 
-import math
 from typing import NamedTuple, Optional, Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from jaxppo.networks import MLP, activation_fn
 
 __all__ = [
     "MLP",
@@ -27,39 +28,6 @@ __all__ = [
     "mode",
     "activation_fn",
 ]
-
-_ACTIVATIONS = {
-    "tanh": jnp.tanh,
-    "relu": nn.relu,
-    "gelu": nn.gelu,
-    "silu": nn.silu,
-    "elu": nn.elu,
-}
-
-
-def activation_fn(name: str):
-    return _ACTIVATIONS[name]
-
-
-class MLP(nn.Module):
-    """Flattens the trailing ``obs_ndim`` axes, then dense layers with orthogonal(sqrt 2) init."""
-
-    hidden_sizes: Sequence[int]
-    activation: str
-    output_size: int
-    output_scale: float
-    obs_ndim: int = 1
-
-    @nn.compact
-    def __call__(self, obs: jax.Array) -> jax.Array:
-        x = obs.reshape(obs.shape[: obs.ndim - self.obs_ndim] + (-1,)).astype(jnp.float32)
-        act = activation_fn(self.activation)
-        for width in self.hidden_sizes:
-            x = nn.Dense(width, kernel_init=nn.initializers.orthogonal(math.sqrt(2.0)),
-                         bias_init=nn.initializers.zeros)(x)
-            x = act(x)
-        return nn.Dense(self.output_size, kernel_init=nn.initializers.orthogonal(self.output_scale),
-                        bias_init=nn.initializers.zeros)(x)
 
 
 class PolicyOutput(NamedTuple):

@@ -1,0 +1,118 @@
+"""Network pieces PPO and DQN share: activations, an orthogonal initialiser, and the dense trunk.
+
+Why our own orthogonal initialiser. ``flax.linen.initializers.orthogonal`` takes the Q factor of a
+Gaussian matrix from ``jnp.linalg.qr``, which on CPU is LAPACK's ``geqrf`` called through an XLA custom
+call. Under ``jax.vmap`` over seeds that call is *batched*, and jaxlib (0.10) runs a batched
+factorisation by splitting the batch over XLA's intra-op thread pool and blocking until the pieces
+finish. When two such calls run at once (actor and critic layers initialise concurrently) on a machine
+with two intra-op threads, both threads block waiting for work that only they could run: the program
+hangs forever with every thread idle (seen on the 2-core CI machine, in ``jit(vmap(train))`` at 16
+seeds; gdb shows both ``tf_XLAEigen`` threads in ``jax::ParallelBatchMap`` under
+``QrFactorization``). Householder QR written in ``jnp`` operations (below) is ordinary XLA code with
+no custom call, so it cannot wedge the pool; for a 64x64 layer it costs microseconds once per run.
+
+The initialiser draws the same distribution as flax's (and as PyTorch's ``nn.init.orthogonal_``):
+``Q`` of ``A = QR`` with ``A`` standard normal and the signs fixed so ``diag(R) > 0``, which makes
+``Q`` uniformly (Haar) distributed; the transpose is used for wide matrices.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+__all__ = ["activation_fn", "householder_qr", "orthogonal", "MLP", "ACTIVATIONS"]
+
+ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
+    "tanh": jnp.tanh,
+    "relu": nn.relu,
+    "gelu": nn.gelu,
+    "silu": nn.silu,
+    "elu": nn.elu,
+}
+
+
+def activation_fn(name: str) -> Callable[[jax.Array], jax.Array]:
+    return ACTIVATIONS[name]
+
+
+def householder_qr(matrix: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Reduced QR of a tall ``[n, m]`` matrix (``n >= m``) by Householder reflections, in plain jnp.
+
+    Returns ``Q [n, m]`` with orthonormal columns and upper-triangular ``R [m, m]`` with a
+    non-negative diagonal, so the factorisation is the unique one (for full-rank input).
+    """
+    n, m = matrix.shape
+    if n < m:
+        raise ValueError(f"householder_qr needs a tall matrix, got shape {matrix.shape}.")
+    rows = jnp.arange(n)
+
+    def reflect(j: int, carry: tuple[jax.Array, jax.Array]) -> tuple[jax.Array, jax.Array]:
+        r, q = carry
+        column = jnp.where(rows >= j, r[:, j], 0.0)
+        norm = jnp.linalg.norm(column)
+        pivot = column[j]
+        alpha = -jnp.where(pivot >= 0, 1.0, -1.0) * norm  # sign chosen against cancellation
+        v = column - alpha * (rows == j)
+        v = v / jnp.maximum(jnp.linalg.norm(v), 1e-30)
+        r = r - 2.0 * jnp.outer(v, v @ r)
+        q = q - 2.0 * jnp.outer(q @ v, v)
+        return r, q
+
+    r, q = jax.lax.fori_loop(0, m, reflect, (matrix, jnp.eye(n, dtype=matrix.dtype)))
+    q, r = q[:, :m], r[:m, :]
+    signs = jnp.where(jnp.diagonal(r) < 0, -1.0, 1.0).astype(matrix.dtype)
+    return q * signs[None, :], r * signs[:, None]
+
+
+def orthogonal(scale: float = 1.0, column_axis: int = -1) -> Callable[..., jax.Array]:
+    """A flax kernel initialiser: ``scale`` times a Haar-random matrix with orthonormal rows or columns.
+
+    The kernel is viewed as a matrix whose columns run along ``column_axis`` (flax's convention, so a
+    conv kernel ``[kh, kw, in, out]`` is ``[kh*kw*in, out]``).
+    """
+
+    def init(key: jax.Array, shape: Sequence[int], dtype: Any = jnp.float32) -> jax.Array:
+        shape = tuple(shape)
+        if len(shape) < 2:
+            raise ValueError(f"orthogonal initialisation needs at least 2 dimensions, got shape {shape}.")
+        num_cols = shape[column_axis]
+        num_rows = math.prod(shape) // num_cols
+        tall = (max(num_rows, num_cols), min(num_rows, num_cols))
+        q, _ = householder_qr(jax.random.normal(key, tall, jnp.float32))
+        if num_rows < num_cols:
+            q = q.T
+        q = q.reshape(tuple(s for i, s in enumerate(shape) if i != column_axis % len(shape)) + (num_cols,))
+        q = jnp.moveaxis(q, -1, column_axis)
+        return (scale * q).astype(dtype)
+
+    return init
+
+
+class MLP(nn.Module):
+    """Flattens the trailing ``obs_ndim`` axes, then ``hidden_sizes`` dense layers and a linear head.
+
+    Hidden layers start orthogonal with scale sqrt(2) (the gain for ReLU-like units that PPO
+    implementations use for every activation); the head with ``output_scale`` (0.01 for a policy, so it
+    starts near uniform; 1.0 for values). Every leading axis is a batch axis.
+    """
+
+    hidden_sizes: Sequence[int]
+    activation: str
+    output_size: int
+    output_scale: float
+    obs_ndim: int = 1
+
+    @nn.compact
+    def __call__(self, obs: jax.Array) -> jax.Array:
+        x = obs.reshape(obs.shape[: obs.ndim - self.obs_ndim] + (-1,)).astype(jnp.float32)
+        act = activation_fn(self.activation)
+        for width in self.hidden_sizes:
+            x = nn.Dense(width, kernel_init=orthogonal(math.sqrt(2.0)), bias_init=nn.initializers.zeros)(x)
+            x = act(x)
+        return nn.Dense(self.output_size, kernel_init=orthogonal(self.output_scale),
+                        bias_init=nn.initializers.zeros)(x)

@@ -6,8 +6,16 @@ the reports' authors read: the first and last value (or TD) loss, explained vari
 fraction, gradient norm and clip ratio, Q range, and the final return. It also records the fraction
 of seeds that "succeed" by the env's threshold.
 
-    python benchmarks/seed_reports.py --seeds 64            # all pairs, about 10 min on a 2-core CPU
+    python benchmarks/seed_reports.py --seeds 64            # all CPU pairs, about 15-20 min on 2 cores
     python benchmarks/seed_reports.py --seeds 1000 --only 004   # on a GPU: 1000 seeds of one report
+    python benchmarks/seed_reports.py --heavy --only 002-breakout --seeds 16   # seed 002 as reported (GPU)
+
+Seed 002 was a MinAtar-style DQN (conv Q-network, 100k-transition buffer); that pair
+(``dqn_seed002_unclipped`` vs ``dqn_minatar_breakout``) needs about 5 GiB of buffers per 16 seeds and
+hours on a CPU, so it only runs with ``--heavy``. The CPU pair asks the report's own question on
+CartPole: the default DQN config with global-norm gradient clipping at 10 (fix) and without (failure),
+everything else equal. DQN pairs use ``--dqn-seeds`` (default 16) because a DQN seed costs about as
+much CPU time as ten PPO seeds here.
 """
 
 from __future__ import annotations
@@ -28,24 +36,29 @@ import jaxppo  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-# (report, role, config file, success threshold on the final mean episode return)
+# (report, role, config file, overrides, success threshold on the final mean episode return, heavy)
 PAIRS = [
-    ("000", "failure", "ppo_seed000_absolute_clip", -400.0),
-    ("000", "fix", "ppo_seed000_relative_clip", -400.0),
-    ("003", "failure", "ppo_seed003_batch_return_norm", -400.0),
-    ("003/004", "fix", "ppo_seed004_running_return_norm", -400.0),
-    ("004", "failure", "ppo_seed004_raw_returns", -400.0),
-    ("001", "fixes", "ppo_seed001_fixes", -400.0),
-    ("002", "failure", "dqn_seed002_unclipped", 400.0),
-    ("002", "fix", "dqn_cartpole", 400.0),
+    ("000", "failure", "ppo_seed000_absolute_clip", {}, -400.0, False),
+    ("000", "fix", "ppo_seed000_relative_clip", {}, -400.0, False),
+    ("003", "failure", "ppo_seed003_batch_return_norm", {}, -400.0, False),
+    ("003/004", "fix", "ppo_seed004_running_return_norm", {}, -400.0, False),
+    ("004", "failure", "ppo_seed004_raw_returns", {}, -400.0, False),
+    ("001", "fixes", "ppo_seed001_fixes", {}, -400.0, False),
+    ("002-cartpole", "failure", "dqn_cartpole", {"max_grad_norm": None}, 400.0, False),
+    ("002-cartpole", "fix", "dqn_cartpole", {}, 400.0, False),
+    ("002-breakout", "failure", "dqn_seed002_unclipped", {}, 5.0, True),
+    ("002-breakout", "fix", "dqn_minatar_breakout", {}, 5.0, True),
 ]
 
 _READ = ["value_loss", "td_loss", "explained_variance", "value_clip_fraction", "grad_norm", "grad_clip_ratio",
          "approx_kl", "q_max", "q_min", "greedy_agreement", "nonfinite_updates"]
 
 
-def run_pair_member(config_name: str, num_seeds: int, threshold: float, total_timesteps: int | None) -> dict[str, Any]:
+def run_pair_member(config_name: str, overrides: dict[str, Any], num_seeds: int, threshold: float,
+                    total_timesteps: int | None) -> dict[str, Any]:
     config = jaxppo.load_config(os.path.join(ROOT, "configs", config_name + ".yaml"))
+    if overrides:
+        config = config.replace(**overrides)
     if total_timesteps is not None:
         config = config.replace(total_timesteps=total_timesteps)
     train = jax.jit(jax.vmap(jaxppo.make_train(config)))
@@ -61,6 +74,7 @@ def run_pair_member(config_name: str, num_seeds: int, threshold: float, total_ti
     final = returns[:, -window:].mean(axis=1)
     record: dict[str, Any] = {
         "config": config_name,
+        "overrides": {k: v for k, v in overrides.items()},
         "algorithm": config.algorithm,
         "env": config.env,
         "total_timesteps": config.total_timesteps,
@@ -88,29 +102,36 @@ def run_pair_member(config_name: str, num_seeds: int, threshold: float, total_ti
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seeds", type=int, default=64)
+    parser.add_argument("--seeds", type=int, default=64, help="seeds per PPO config")
+    parser.add_argument("--dqn-seeds", type=int, default=16, help="seeds per DQN config")
+    parser.add_argument("--heavy", action="store_true", help="also run the MinAtar seed-002 pair")
     parser.add_argument("--only", default=None, help="run only pairs whose report id contains this")
     parser.add_argument("--total-timesteps", type=int, default=None, help="override every config's budget")
     parser.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results", "seed_reports_cpu.json"))
     args = parser.parse_args()
 
     rows, records = [], []
-    for report, role, config_name, threshold in PAIRS:
+    for report, role, config_name, overrides, threshold, heavy in PAIRS:
         if args.only and args.only not in report:
+            continue
+        if heavy and not args.heavy:
             continue
         if not os.path.exists(os.path.join(ROOT, "configs", config_name + ".yaml")):
             print(f"skip {config_name}: config missing", flush=True)
             continue
-        record = run_pair_member(config_name, args.seeds, threshold, args.total_timesteps)
+        num_seeds = args.dqn_seeds if config_name.startswith("dqn") else args.seeds
+        record = run_pair_member(config_name, overrides, num_seeds, threshold, args.total_timesteps)
         record.update(report=report, role=role)
         records.append(record)
         loss_name = "value_loss" if "value_loss" in record else "td_loss"
-        rows.append([report, role, config_name, record["final_return"]["median"], record["success_fraction"],
+        label = config_name + "".join(f" {k}={v}" for k, v in overrides.items())
+        rows.append([report, role, label, record["final_return"]["median"], record["success_fraction"],
                      record[loss_name]["first_median"], record[loss_name]["last_median"],
                      record.get("explained_variance", {}).get("last_median"), record["run_s"]])
         print(common.format_table(["report", "role", "config", "final ret (median)", "success", "loss first",
                                    "loss last", "EV last", "run s"], rows[-1:]), flush=True)
-    result = {"machine": common.machine_info(), "num_seeds": args.seeds, "results": records}
+    result = {"machine": common.machine_info(), "num_seeds": args.seeds, "num_dqn_seeds": args.dqn_seeds,
+              "results": records}
     common.write_json_atomic(args.out, result)
     print(common.format_table(["report", "role", "config", "final ret (median)", "success", "loss first",
                                "loss last", "EV last", "run s"], rows))

@@ -10,7 +10,7 @@ import sys
 import pytest
 import yaml
 
-from jaxppo import PPOConfig, apply_overrides, cli, config_to_dict
+from jaxppo import PPOConfig, apply_overrides, cli, config_to_dict, load_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = [
@@ -121,12 +121,12 @@ def test_default_config_is_found_from_any_working_directory(tmp_path, monkeypatc
     monkeypatch.chdir(tmp_path)
     config, name = cli.resolve_config(None)
     assert name == "ppo_cartpole"
-    assert config.run.updates_per_chunk == 61  # the bundled file, not the bare PPOConfig() fallback
+    assert config.run.updates_per_chunk == 61 and config.value_clipping == "absolute"  # the bundled file
     config, name = cli.resolve_config("ppo_cartpole")
     assert name == "ppo_cartpole" and config.num_envs == 4
     monkeypatch.setattr(cli, "_package_configs_dir", lambda: str(tmp_path / "missing"))
     config, name = cli.resolve_config(None)
-    assert config == PPOConfig() and name == "ppo_cartpole"
+    assert config == cli.builtin_default_config() == load_config("ppo_cartpole") and name == "ppo_cartpole"
 
 
 def test_import_jaxppo_loads_no_run_loop_tracker_or_plotting_modules():

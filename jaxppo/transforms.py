@@ -5,8 +5,11 @@
   and so changes the direction; we do not).
 * A separate learning rate for the critic (seed 001) via ``optax.multi_transform`` over a
   ``{"actor": ..., "critic": ...}`` parameter tree.
-* ``optax.apply_if_finite``: an update with a NaN or Inf anywhere is replaced by zeros and counted, so
-  one bad batch cannot poison the parameters.
+* ``skip_nonfinite_updates``: an update with a NaN or Inf anywhere is replaced by zeros, the inner
+  optimiser state is left as it was, and the skip is counted, so one bad batch cannot poison the
+  parameters or Adam's moments. It behaves like ``optax.apply_if_finite`` with no give-up limit (a test
+  checks they agree step for step) but costs one scalar test instead of one reduction per leaf and a
+  conditional; on the 2-core CPU that made a 16-seed PPO program about 15% faster.
 """
 
 from __future__ import annotations
@@ -19,16 +22,13 @@ import optax
 
 __all__ = [
     "GradientStats",
+    "SkipNonfiniteState",
+    "skip_nonfinite_updates",
     "gradient_stats",
     "linear_schedule",
     "make_optimizer",
     "nonfinite_update_count",
 ]
-
-# apply_if_finite gives up after this many consecutive bad updates and applies them anyway; we never want
-# that, so the limit is effectively infinite.
-_NEVER_GIVE_UP = 2**30
-
 
 class GradientStats(NamedTuple):
     """Seed 002's diagnostics: the raw global norm, and ``clipped / raw`` (1.0 when not clipped)."""
@@ -45,6 +45,39 @@ def gradient_stats(grads: Any, max_grad_norm: Optional[float | jax.Array]) -> Gr
     else:
         ratio = jnp.where(norm > max_grad_norm, max_grad_norm / jnp.maximum(norm, 1e-30), 1.0)
     return GradientStats(grad_norm=norm, grad_clip_ratio=ratio)
+
+
+class SkipNonfiniteState(NamedTuple):
+    """The wrapped optimiser's state and how many updates were skipped so far."""
+
+    inner_state: Any
+    nonfinite_count: jax.Array  # int32
+
+
+def skip_nonfinite_updates(inner: optax.GradientTransformation) -> optax.GradientTransformation:
+    """Wraps ``inner`` so that a gradient with a NaN or Inf anywhere becomes a zero update.
+
+    The test is ``isfinite(global norm)``: one NaN or Inf element makes the norm NaN or Inf, and the
+    norm is already computed for clipping and diagnostics, so XLA shares it. A finite gradient whose
+    squared norm overflows float32 (norm above ~1.8e19) is also skipped; clipping would have scaled it
+    to zero anyway. The choice is a ``jnp.where`` per leaf rather than ``lax.cond``: under ``vmap`` over
+    seeds a cond becomes that same select, and for one seed the select fuses into Adam's elementwise
+    update instead of splitting the program at a conditional.
+    """
+
+    def init(params: Any) -> SkipNonfiniteState:
+        return SkipNonfiniteState(inner_state=inner.init(params), nonfinite_count=jnp.zeros((), jnp.int32))
+
+    def update(updates: Any, state: SkipNonfiniteState, params: Any = None) -> tuple[Any, SkipNonfiniteState]:
+        finite = jnp.isfinite(optax.tree.norm(updates))
+        new_updates, new_inner = inner.update(updates, state.inner_state, params)
+        keep = lambda new, old: jnp.where(finite, new, old)  # noqa: E731
+        new_updates = jax.tree.map(lambda u: jnp.where(finite, u, jnp.zeros_like(u)), new_updates)
+        new_inner = jax.tree.map(keep, new_inner, state.inner_state)
+        count = state.nonfinite_count + jnp.logical_not(finite).astype(jnp.int32)
+        return new_updates, SkipNonfiniteState(inner_state=new_inner, nonfinite_count=count)
+
+    return optax.GradientTransformation(init, update)
 
 
 def linear_schedule(initial: float | jax.Array, total_steps: int) -> Callable[[jax.Array], jax.Array]:
@@ -87,7 +120,7 @@ def make_optimizer(
     parts = [] if max_grad_norm is None else [optax.clip_by_global_norm(max_grad_norm)]
     chain = optax.chain(*parts, step)
     if skip_nonfinite:
-        chain = optax.apply_if_finite(chain, max_consecutive_errors=_NEVER_GIVE_UP)
+        chain = skip_nonfinite_updates(chain)
     return chain
 
 
@@ -98,8 +131,8 @@ def _actor_critic_labels(params: Any) -> Any:
 
 
 def nonfinite_update_count(opt_state: Any) -> jax.Array:
-    """How many updates ``apply_if_finite`` has skipped so far (0 if the guard is off)."""
-    found = optax.tree_utils.tree_get(opt_state, "total_notfinite", default=None)
+    """How many updates ``skip_nonfinite_updates`` has skipped so far (0 if the guard is off)."""
+    found = optax.tree_utils.tree_get(opt_state, "nonfinite_count", default=None)
     if found is None:
         return jnp.zeros((), jnp.int32)
     return jnp.asarray(found, jnp.int32)

@@ -5,7 +5,13 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxppo.transforms import gradient_stats, linear_schedule, make_optimizer, nonfinite_update_count
+from jaxppo.transforms import (
+    gradient_stats,
+    linear_schedule,
+    make_optimizer,
+    nonfinite_update_count,
+    skip_nonfinite_updates,
+)
 
 
 def tree(seed, scale=1.0):
@@ -86,6 +92,29 @@ def test_nonfinite_update_is_skipped_and_counted():
     assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(after_good))
     assert not np.allclose(jax.tree.leaves(after_good)[0], jax.tree.leaves(params)[0])
     assert int(nonfinite_update_count(state)) == 1
+
+
+def test_skip_nonfinite_agrees_with_optax_apply_if_finite_step_for_step():
+    """optax.apply_if_finite (with no give-up limit) is the reference for our cheaper guard."""
+    params = tree(4)
+    inner = optax.chain(optax.clip_by_global_norm(0.5), optax.adam(1e-2))
+    ours, reference = skip_nonfinite_updates(inner), optax.apply_if_finite(inner, max_consecutive_errors=10**6)
+    good = [tree(seed) for seed in (5, 6, 7)]
+    gradients = [good[0], jax.tree.map(lambda g: g.at[0].set(jnp.nan), good[1]), good[1],
+                 jax.tree.map(lambda g: g.at[-1].set(-jnp.inf), good[2]), good[2]]
+    p_ours, p_ref = params, params
+    s_ours, s_ref = ours.init(params), reference.init(params)
+    for grads in gradients:
+        u_ours, s_ours = jax.jit(ours.update)(grads, s_ours, p_ours)
+        u_ref, s_ref = jax.jit(reference.update)(grads, s_ref, p_ref)
+        p_ours, p_ref = optax.apply_updates(p_ours, u_ours), optax.apply_updates(p_ref, u_ref)
+        for a, b in zip(jax.tree.leaves(p_ours), jax.tree.leaves(p_ref)):
+            np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+        # Adam's moments and step count are untouched by a skipped update, exactly as in the reference.
+        for a, b in zip(jax.tree.leaves(s_ours.inner_state), jax.tree.leaves(s_ref.inner_state)):
+            np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    assert int(s_ours.nonfinite_count) == int(s_ref.total_notfinite) == 2
+    assert int(nonfinite_update_count(s_ours)) == 2
 
 
 def test_linear_schedule_reaches_zero():

@@ -9,12 +9,16 @@ of seeds that "succeed" by the env's threshold.
     python benchmarks/seed_reports.py --seeds 64            # all CPU pairs, about 15-20 min on 2 cores
     python benchmarks/seed_reports.py --seeds 1000 --only 004   # on a GPU: 1000 seeds of one report
     python benchmarks/seed_reports.py --heavy --only 002-breakout --seeds 16   # seed 002 as reported (GPU)
+    python benchmarks/seed_reports.py --only 002-cartpole-q \
+        --out benchmarks/results/seed_reports_002_cartpole_q_cpu.json           # ~10 min on 2 cores
 
 Seed 002 was a MinAtar-style DQN (conv Q-network, 100k-transition buffer); that pair
 (``dqn_seed002_unclipped`` vs ``dqn_minatar_breakout``) needs about 5 GiB of buffers per 16 seeds and
 hours on a CPU, so it only runs with ``--heavy``. The CPU pair asks the report's own question on
 CartPole: the default DQN config with global-norm gradient clipping at 10 (fix) and without (failure),
-everything else equal. DQN pairs use ``--dqn-seeds`` (default 16) because a DQN seed costs about as
+everything else equal. The ``002-cartpole-q`` trio reproduces exploding Q-values on purpose: Huber loss
+(delta 1) with clipping at 10, the same without clipping, and with the TD target clipped at 100.
+DQN pairs use ``--dqn-seeds`` (default 16) because a DQN seed costs about as
 much CPU time as ten PPO seeds here.
 """
 
@@ -46,6 +50,11 @@ PAIRS = [
     ("001", "fixes", "ppo_seed001_fixes", {}, -400.0, False),
     ("002-cartpole", "failure", "dqn_cartpole", {"max_grad_norm": None}, 400.0, False),
     ("002-cartpole", "fix", "dqn_cartpole", {}, 400.0, False),
+    # Q-values exploding on CartPole: Huber(1) diverges with gradient clipping on or off; clipping the TD
+    # target at CartPole's largest true value (sum of gamma^t = 100) is what bounds it.
+    ("002-cartpole-q", "failure", "dqn_cartpole", {"loss": "huber"}, 400.0, False),
+    ("002-cartpole-q", "failure-unclipped", "dqn_cartpole", {"loss": "huber", "max_grad_norm": None}, 400.0, False),
+    ("002-cartpole-q", "fix", "dqn_cartpole", {"loss": "huber", "td_target_clip": 100.0}, 400.0, False),
     ("002-breakout", "failure", "dqn_seed002_unclipped", {}, 5.0, True),
     ("002-breakout", "fix", "dqn_minatar_breakout", {}, 5.0, True),
 ]

@@ -14,25 +14,10 @@ from typing import Any, Optional, Sequence
 
 from jaxppo.run_io import RunInputError
 
-__all__ = ["main", "build_parser", "resolve_config", "builtin_default_config"]
+__all__ = ["main", "build_parser", "resolve_config"]
 
 DEFAULT_CONFIG = "ppo_cartpole.yaml"
 
-
-def builtin_default_config() -> Any:
-    """What ``configs/ppo_cartpole.yaml`` holds, for an install that has no ``configs/`` folder (a wheel).
-
-    PureJaxRL's CartPole PPO: ``PPOConfig()`` plus PureJaxRL's absolute value clipping, and run settings
-    of 16 equal chunks of 61 updates with a greedy evaluation after each. A test keeps it equal to the
-    YAML file, so ``jaxppo train`` trains the same thing from a clone and from a wheel.
-    """
-    from jaxppo.config import PPOConfig, RunSettings
-
-    return PPOConfig(
-        value_clipping="absolute",
-        value_clip_epsilon=0.2,
-        run=RunSettings(updates_per_chunk=61, checkpoint_every_chunks=4, eval_interval=61, eval_episodes=16),
-    )
 
 _DESCRIPTION = """\
 Train PPO / DQN as compiled, seed-vmapped JAX programs, then evaluate and plot the runs.
@@ -45,9 +30,9 @@ Train PPO / DQN as compiled, seed-vmapped JAX programs, then evaluate and plot t
 """
 
 _TRAIN_EPILOG = """\
-CONFIG is a YAML file or the name of a bundled config (ppo_cartpole); without one,
-configs/ppo_cartpole.yaml is used if found (next to the package, then in the current
-folder), else the same settings built in. --set takes any config field, e.g.
+CONFIG is a YAML file, or the name of a config in ./configs/ or among the bundled ones
+(ppo_cartpole, ppo_pendulum, dqn_cartpole, ...); without one, the bundled
+ppo_cartpole is used. --set takes any config field, e.g.
   --set num_envs=8 --set hidden_sizes=[32,32] --set run.eval_interval=50
 Without --out the run goes to runs/<config-name>-<UTC timestamp>. See docs/runs.md
 for the run directory layout and resume semantics.
@@ -110,23 +95,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _package_configs_dir() -> str:
-    return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
-
-
 def resolve_config(name: Optional[str]) -> tuple[Any, str]:
     """``(config, config_name)`` for a CONFIG argument; see the ``train --help`` epilog for the search order."""
-    from jaxppo.config import load_config
+    from jaxppo.config import configs_dir, load_config
 
     if name is None:
-        for folder in (_package_configs_dir(), os.path.join(os.getcwd(), "configs")):
-            path = os.path.join(folder, DEFAULT_CONFIG)
-            if os.path.isfile(path):
-                return load_config(path), DEFAULT_CONFIG[: -len(".yaml")]
-        return builtin_default_config(), "ppo_cartpole"
+        return load_config(os.path.join(configs_dir(), DEFAULT_CONFIG)), DEFAULT_CONFIG[: -len(".yaml")]
     candidates = [name]
     if not os.path.exists(name):
-        for folder in (os.path.join(os.getcwd(), "configs"), _package_configs_dir()):
+        for folder in (os.path.join(os.getcwd(), "configs"), configs_dir()):
             candidates += [os.path.join(folder, name), os.path.join(folder, name + ".yaml")]
     for path in candidates:
         if os.path.isfile(path):

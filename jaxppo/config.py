@@ -422,9 +422,18 @@ def load_config(path: str | os.PathLike[str]) -> Any:
     return config_from_dict(data, where=str(resolved))
 
 
-def configs_dir() -> str:
-    """The repository's ``configs/`` folder (next to the package)."""
-    return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
+def configs_dir(package_dir: Optional[str] = None) -> str:
+    """The bundled configs: ``jaxppo/bundled_configs`` in an installed wheel, else the repository's ``configs/``.
+
+    The wheel's folder is the top-level ``configs/`` copied at build time (``pyproject.toml``), so each
+    YAML has one source and loads by name from a clone, an editable install or a wheel alike.
+    ``package_dir`` (default: this package's folder) is there for tests.
+    """
+    package_dir = package_dir or os.path.dirname(os.path.abspath(__file__))
+    installed = os.path.join(package_dir, "bundled_configs")
+    if os.path.isdir(installed):
+        return installed
+    return os.path.join(os.path.dirname(package_dir), "configs")
 
 
 def resolve_config_path(path: str | os.PathLike[str]) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -11,6 +12,8 @@ import pytest
 import yaml
 
 from jaxppo import PPOConfig, apply_overrides, cli, config_to_dict, load_config
+from jaxppo import config as config_module
+from jaxppo.config import configs_dir as real_configs_dir
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = [
@@ -124,9 +127,28 @@ def test_default_config_is_found_from_any_working_directory(tmp_path, monkeypatc
     assert config.run.updates_per_chunk == 61 and config.value_clipping == "absolute"  # the bundled file
     config, name = cli.resolve_config("ppo_cartpole")
     assert name == "ppo_cartpole" and config.num_envs == 4
-    monkeypatch.setattr(cli, "_package_configs_dir", lambda: str(tmp_path / "missing"))
+    # An installed wheel: no configs/ beside the package, the YAMLs under jaxppo/bundled_configs.
+    wheel_package = tmp_path / "site-packages" / "jaxppo"
+    (wheel_package / "bundled_configs").mkdir(parents=True)
+    shutil.copy(os.path.join(REPO, "configs", "ppo_cartpole.yaml"), wheel_package / "bundled_configs")
+    monkeypatch.setattr(config_module, "configs_dir", lambda: real_configs_dir(str(wheel_package)))
     config, name = cli.resolve_config(None)
-    assert config == cli.builtin_default_config() == load_config("ppo_cartpole") and name == "ppo_cartpole"
+    assert config == load_config(os.path.join(REPO, "configs", "ppo_cartpole.yaml")) and name == "ppo_cartpole"
+
+
+def test_bundled_configs_ship_in_the_wheel_and_are_found_there():
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    with open(os.path.join(REPO, "pyproject.toml"), "rb") as handle:
+        setuptools_table = tomllib.load(handle)["tool"]["setuptools"]
+    assert setuptools_table["package-dir"]["jaxppo.bundled_configs"] == "configs"
+    assert "jaxppo.bundled_configs" in setuptools_table["packages"]
+    assert setuptools_table["package-data"]["jaxppo.bundled_configs"] == ["*.yaml"]
+    # The package list is explicit (package-dir needs it), so every subpackage on disk must be in it.
+    on_disk = {os.path.relpath(root, REPO).replace(os.sep, ".") for root, _, files in os.walk(os.path.join(REPO, "jaxppo"))
+               if "__init__.py" in files}
+    assert on_disk <= set(setuptools_table["packages"]), on_disk - set(setuptools_table["packages"])
+    # In this clone there is no jaxppo/bundled_configs, so the repository's configs/ is used.
+    assert real_configs_dir() == os.path.join(REPO, "configs")
 
 
 def test_import_jaxppo_loads_no_run_loop_tracker_or_plotting_modules():

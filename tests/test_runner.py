@@ -353,15 +353,15 @@ def test_load_policy_act_matches_algorithm_act(finished_run):
 
 # Default config -------------------------------------------------------------------------------
 
-def test_bundled_default_config_is_ppo_defaults_plus_value_clipping_and_equals_the_builtin_one():
-    from jaxppo.cli import builtin_default_config
+def test_bundled_default_config_is_ppo_defaults_plus_value_clipping_and_is_the_cli_default():
+    from jaxppo.cli import resolve_config
 
     config = load_config(os.path.join(REPO, "configs", "ppo_cartpole.yaml"))
     # One deliberate difference from PPOConfig(): PureJaxRL's absolute value clipping (see the YAML).
     assert config.value_clipping == "absolute" and PPOConfig().value_clipping == "off"
     assert config.replace(run=PPOConfig().run, value_clipping="off") == PPOConfig()
-    # A wheel has no configs/ folder; its built-in default must train exactly the same thing.
-    assert config == builtin_default_config()
+    # `jaxppo train` with no CONFIG trains exactly this file (a wheel ships it as package data).
+    assert resolve_config(None)[0] == config
     # The documented run settings: 976 updates in 16 equal chunks, evaluation after each.
     assert config.num_updates == 976 and config.num_updates % config.run.updates_per_chunk == 0
     assert runner.chunk_size_for(config.num_updates, config.run.updates_per_chunk, config.run.eval_interval) == 61

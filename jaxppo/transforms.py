@@ -9,7 +9,8 @@
   optimiser state is left as it was, and the skip is counted, so one bad batch cannot poison the
   parameters or Adam's moments. It behaves like ``optax.apply_if_finite`` with no give-up limit (a test
   checks they agree step for step) but costs one scalar test instead of one reduction per leaf and a
-  conditional; on the 2-core CPU that made a 16-seed PPO program about 15% faster.
+  conditional; on the 2-core CPU that made a 16-seed PPO program 1.2x faster (189k against 158k env
+  steps/s, best of 5).
 """
 
 from __future__ import annotations
@@ -71,9 +72,8 @@ def skip_nonfinite_updates(inner: optax.GradientTransformation) -> optax.Gradien
     def update(updates: Any, state: SkipNonfiniteState, params: Any = None) -> tuple[Any, SkipNonfiniteState]:
         finite = jnp.isfinite(optax.tree.norm(updates))
         new_updates, new_inner = inner.update(updates, state.inner_state, params)
-        keep = lambda new, old: jnp.where(finite, new, old)  # noqa: E731
-        new_updates = jax.tree.map(lambda u: jnp.where(finite, u, jnp.zeros_like(u)), new_updates)
-        new_inner = jax.tree.map(keep, new_inner, state.inner_state)
+        new_updates = jax.tree.map(lambda u: jnp.where(finite, u, 0.0), new_updates)
+        new_inner = jax.tree.map(lambda new, old: jnp.where(finite, new, old), new_inner, state.inner_state)
         count = state.nonfinite_count + jnp.logical_not(finite).astype(jnp.int32)
         return new_updates, SkipNonfiniteState(inner_state=new_inner, nonfinite_count=count)
 

@@ -1,0 +1,42 @@
+"""``jaxppo eval``: greedy evaluation of a run's latest checkpoint."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from jaxppo.cli.common import UsageError
+
+
+def add_parser(commands: Any) -> None:
+    evaluate = commands.add_parser(
+        "eval", help="greedy evaluation of a run's latest checkpoint",
+        description="Load RUN_DIR's latest checkpoint and run the deterministic policy of every seed\n"
+                    "for --episodes episodes on fresh environments.",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    evaluate.add_argument("run_dir", metavar="RUN_DIR")
+    evaluate.add_argument("--episodes", type=int, default=None, metavar="N",
+                          help="episodes per seed (default: the config's run.eval_episodes)")
+    evaluate.add_argument("--seed", type=int, default=0, metavar="S", help="evaluation seed (default: 0)")
+    evaluate.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from jaxppo import runner
+
+    if args.episodes is not None and args.episodes <= 0:
+        raise UsageError(f"--episodes {args.episodes} must be a positive integer")
+    result = runner.evaluate_run(args.run_dir, episodes=args.episodes, seed=args.seed)
+    returns = np.asarray(result["eval_return"], np.float64)  # [S, E]
+    per_seed = returns.mean(axis=1)
+    print(f"greedy evaluation of {args.run_dir} at update {result['update']}: "
+          f"{returns.shape[1]} episodes x {returns.shape[0]} seeds")
+    for index, value in enumerate(per_seed):
+        print(f"  seed {index}: mean return {value:.1f}  (min {returns[index].min():.1f}, max {returns[index].max():.1f})")
+    print(f"  over seeds: mean {per_seed.mean():.1f}  median {np.median(per_seed):.1f}  "
+          f"min {per_seed.min():.1f}  max {per_seed.max():.1f}")
+    return 0
+
+

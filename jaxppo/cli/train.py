@@ -1,0 +1,126 @@
+"""``jaxppo train``: train several seeds of a config into a run directory (or resume one)."""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+from typing import Any
+
+from jaxppo.cli.common import DEFAULT_CONFIG, UsageError, resolve_config
+from jaxppo.run_io import RunInputError
+
+_TRAIN_EPILOG = """\
+CONFIG is a YAML file, or the name of a config in ./configs/ or among the bundled ones
+(ppo_cartpole, ppo_pendulum, dqn_cartpole, ...); without one, the bundled
+ppo_cartpole is used. --set takes any config field, e.g.
+  --set num_envs=8 --set hidden_sizes=[32,32] --set run.eval_interval=50
+Without --out the run goes to runs/<config-name>-<UTC timestamp>. See docs/runs.md
+for the run directory layout and resume semantics.
+"""
+
+
+def add_parser(commands: Any) -> None:
+    train = commands.add_parser(
+        "train", help="train several seeds of a config into a run directory",
+        description="Train --seeds independent seeds of CONFIG at once, in compiled chunks, writing\n"
+                    "metrics, evaluations, checkpoints and plots into a run directory.",
+        epilog=_TRAIN_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    train.add_argument("config", nargs="?", metavar="CONFIG", help="YAML config file or bundled config name "
+                       f"(default: {DEFAULT_CONFIG})")
+    train.add_argument("--seeds", type=int, default=None, metavar="N",
+                       help="number of seeds trained side by side (default: 4)")
+    train.add_argument("--seed", type=int, default=None, metavar="S",
+                       help="base seed; seed i uses split(PRNGKey(S), N)[i] (default: 0)")
+    train.add_argument("--out", metavar="DIR", help="run directory (default: runs/<config-name>-<timestamp>)")
+    train.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a config field (repeatable), e.g. --set learning_rate=1e-3")
+    train.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its latest checkpoint")
+    train.add_argument("--no-progress", action="store_true",
+                       help="no progress bar; print one line per chunk instead")
+    train.add_argument("--tensorboard", action="store_true",
+                       help="also log to DIR/tensorboard (needs jaxppo[tensorboard])")
+    train.add_argument("--wandb", action="store_true", help="also log to Weights & Biases (needs jaxppo[wandb])")
+    train.add_argument("--wandb-project", default="jaxppo", metavar="NAME", help="W&B project (default: jaxppo)")
+    train.set_defaults(handler=run)
+
+
+def _loggers(args: argparse.Namespace, run_dir: str, config: Any) -> list:
+    from jaxppo.config import config_to_dict
+    from jaxppo.loggers import TensorBoardLogger, WandbLogger
+
+    loggers = []
+    if args.tensorboard:
+        loggers.append(TensorBoardLogger(run_dir))
+    if args.wandb:
+        loggers.append(WandbLogger(run_dir, config_to_dict(config), project=args.wandb_project))
+    return loggers
+
+
+def _print_summary(summary: dict) -> None:
+    final = summary["final_return"]
+    lines = [
+        "",
+        f"{summary['algorithm'].upper()} on {summary['env']}: {summary['num_seeds']} seeds, "
+        f"{summary['updates']} updates{'' if summary['complete'] else ' (incomplete)'}",
+        f"  final training return  mean {final['mean']:.1f}  median {final['median']:.1f}  "
+        f"min {final['min']:.1f}  max {final['max']:.1f}",
+    ]
+    if summary.get("final_eval_return"):
+        ev = summary["final_eval_return"]
+        lines.append(f"  greedy eval return     mean {ev['mean']:.1f}  median {ev['median']:.1f}  "
+                     f"min {ev['min']:.1f}  max {ev['max']:.1f}")
+    lines += [
+        f"  env steps              {summary['env_steps_per_seed']:,} per seed, {summary['env_steps_total']:,} in all",
+        f"  wall time              {summary['wall_time_s']:.1f} s ({summary['steps_per_second']:,.0f} steps/s, "
+        "compilation included)",
+        f"  files                  {summary['run_dir']}",
+        "                         summary.json metrics.jsonl eval.jsonl learning_curve.png diagnostics.png checkpoints/",
+    ]
+    print("\n".join(lines), flush=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    from jaxppo import runner
+    from jaxppo.config import apply_overrides
+
+    progress = not args.no_progress
+    if args.resume:
+        if args.config or args.overrides or args.seeds is not None or args.seed is not None or args.out:
+            raise UsageError("--resume takes config, seeds and directory from the run; drop CONFIG, --set, "
+                              "--seeds, --seed and --out")
+        config, _ = runner._read_run(args.resume)
+        loggers = _loggers(args, args.resume, config)
+        print(f"resuming {args.resume}", flush=True)
+        result = runner.resume_run(args.resume, progress=progress, loggers=loggers)
+    else:
+        try:
+            config, config_name = resolve_config(args.config)
+            if args.overrides:
+                config = apply_overrides(config, list(args.overrides))
+        except ValueError as error:  # config problems are the user's input, reported in one line
+            raise UsageError(str(error)) from None
+        num_seeds = runner.DEFAULT_NUM_SEEDS if args.seeds is None else args.seeds
+        if num_seeds <= 0:
+            raise UsageError(f"--seeds {num_seeds} must be a positive integer")
+        out = args.out or os.path.join(
+            "runs", f"{config_name}-{datetime.datetime.now(datetime.timezone.utc).strftime('%Y%m%d-%H%M%S')}")
+        if os.path.isdir(out) and (os.path.exists(os.path.join(out, runner.CONFIG_FILE))
+                                   or os.path.isdir(os.path.join(out, runner.CHECKPOINT_DIR))):
+            raise UsageError(f"{out!r} already holds a run; continue it with --resume {out} or choose another --out")
+        print(f"training {config.algorithm.upper()} on {config.env}: {num_seeds} seeds x {config.num_updates} "
+              f"updates ({config.num_updates * config.steps_per_update:,} env steps per seed) -> {out}", flush=True)
+        created = not os.path.exists(out)
+        os.makedirs(out, exist_ok=True)
+        try:
+            loggers = _loggers(args, out, config)
+        except RunInputError:
+            if created and not os.listdir(out):
+                os.rmdir(out)
+            raise
+        result = runner.train_run(config, out, num_seeds=num_seeds, seed=args.seed or 0, progress=progress,
+                                  loggers=loggers, config_name=config_name)
+    _print_summary(result.summary)
+    return 0
+
+

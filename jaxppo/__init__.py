@@ -2,21 +2,27 @@
 
 from jaxppo.algorithm import Algorithm
 from jaxppo.api import make_algorithm, make_train, stack_configs, train
+from jaxppo import stats
 from jaxppo.config import DQNConfig, PPOConfig, RunSettings, apply_overrides, config_to_dict, load_config
+from jaxppo.diagnose import Diagnosis, Thresholds, diagnose
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Algorithm",
     "DQNConfig",
+    "Diagnosis",
     "PPOConfig",
     "RunSettings",
+    "Thresholds",
     "apply_overrides",
     "config_to_dict",
+    "diagnose",
     "load_config",
     "make_algorithm",
     "make_train",
     "stack_configs",
+    "stats",
     "train",
 ]
 

@@ -81,8 +81,14 @@ def learning_curve_png(path: str, env_steps: np.ndarray, episode_return: np.ndar
 
 
 def diagnostics_png(path: str, env_steps: np.ndarray, metrics: Mapping[str, np.ndarray], title: str,
-                    keys: Sequence[str] = DIAGNOSTIC_KEYS, dpi: int = 100) -> list[str]:
-    """A grid of panels, one per diagnostic present in ``metrics`` (``[S, T]`` each); returns the keys drawn."""
+                    keys: Sequence[str] = DIAGNOSTIC_KEYS, dpi: int = 100,
+                    pathology_starts: Optional[Mapping[str, tuple[float, int]]] = None) -> list[str]:
+    """A grid of panels, one per diagnostic present in ``metrics`` (``[S, T]`` each); returns the keys drawn.
+
+    ``pathology_starts`` maps a pathology (``jaxppo.diagnose``) to ``(env step, seeds)``: the median
+    env step at which it began over the seeds that show it. Each is a dashed vertical line on every
+    panel, so the curves can be read against the moment things went wrong.
+    """
     present = [k for k in keys if k in metrics]
     if not present:
         present = [k for k in sorted(metrics) if k not in ("episode_return", "episode_length")][:9]
@@ -97,7 +103,17 @@ def diagnostics_png(path: str, env_steps: np.ndarray, metrics: Mapping[str, np.n
         ax.tick_params(labelsize=8)
     for ax in axes.ravel()[len(present):]:
         ax.axis("off")
+    handles = []
+    colors = plt.get_cmap("tab10")
+    for index, (name, (step, seeds)) in enumerate(sorted((pathology_starts or {}).items(), key=lambda kv: kv[1][0])):
+        for ax in axes.ravel()[: len(present)]:
+            line = ax.axvline(step, color=colors(index % 10), ls="--", lw=1.0)
+        handles.append((line, f"{name} begins (median of {seeds} seed{'s' if seeds != 1 else ''})"))
     fig.suptitle(title + " (median and IQR over seeds)", fontsize=11)
     fig.tight_layout()
+    if handles:
+        fig.subplots_adjust(bottom=min(0.45, 0.06 + 0.035 * len(handles) + 0.25 / rows))
+        fig.legend([h for h, _ in handles], [label for _, label in handles], loc="lower center", fontsize=8,
+                   ncol=min(2, len(handles)), frameon=False)
     save_figure(fig, path, dpi)
     return present

@@ -62,6 +62,7 @@ __all__ = [
     "resume_run",
     "evaluate_run",
     "render_plots",
+    "diagnose_run",
     "load_policy",
     "load_run_state",
 ]
@@ -447,15 +448,58 @@ def _log_scalars(loggers: Sequence[Any], records: _Records, start: int, stop: in
             logger.log(update, update * steps_per_update, scalars)
 
 
-def _return_stats(values: np.ndarray) -> dict:
+def _return_stats(values: np.ndarray, solved_return: Optional[float] = None) -> dict:
+    """Mean, median, min, max and the IQM with its 95% bootstrap interval over seeds (``jaxppo.stats``),
+    plus how many seeds reached ``solved_return`` when the env has a known threshold."""
+    from jaxppo import stats
+
     values = np.asarray(values, np.float64)
-    return {"mean": _short(values.mean()), "median": _short(np.median(values)), "min": _short(values.min()),
-            "max": _short(values.max()), "per_seed": [_short(v) for v in values]}
+    seeds = stats.summarize_seeds(values)
+    out = {"mean": _short(values.mean()), "median": _short(np.median(values)), "min": _short(values.min()),
+           "max": _short(values.max()), "iqm": seeds["iqm"], "iqm_ci": seeds["iqm_ci"],
+           "per_seed": [_short(v) for v in values]}
+    if solved_return is not None:
+        out["solved_threshold"] = solved_return
+        out["num_solved"] = int(np.sum(values >= solved_return))
+    return out
+
+
+def _diagnosis_summary(diagnosis: Any, count: int = 3) -> dict:
+    """The run summary's view of ``jaxppo.diagnose``: healthy seeds, seeds per pathology, worst seeds."""
+    worst = []
+    for index in diagnosis.worst_seeds(count):
+        seed = diagnosis.seeds[index]
+        worst.append({"seed": index, "final_return": seed.final_return,
+                      "pathologies": [f.name for f in seed.findings],
+                      "primary": seed.primary.name if seed.primary else None,
+                      "suggestion": list(seed.suggestion)})
+    return {"num_healthy": diagnosis.num_healthy, "num_seeds": diagnosis.num_seeds,
+            "counts": {name: n for name, n in diagnosis.counts.items() if n}, "worst_seeds": worst}
+
+
+def diagnose_run(run_dir: str, thresholds: Any = None) -> tuple[Any, dict, Any]:
+    """``(config, run_info, Diagnosis)`` of a run directory from its ``metrics_per_seed.npz``.
+
+    Works on any run directory that has ``config.yaml``, ``run.json`` and the metrics file, including
+    those written before diagnosis existed.
+    """
+    from jaxppo.diagnose import diagnose
+
+    config, run_info = _read_run(run_dir)
+    per_seed_path = os.path.join(run_dir, PER_SEED_FILE)
+    if not os.path.exists(per_seed_path):
+        raise RunInputError(f"{run_dir!r} has no {PER_SEED_FILE} yet; train at least one chunk first.")
+    with np.load(per_seed_path) as data:
+        metrics = {name: data[name] for name in data.files}
+    return config, run_info, diagnose(metrics, config, thresholds)
 
 
 def _write_summary(run_dir: str, config: Any, seed: int, num_seeds: int, records: _Records) -> dict:
+    from jaxppo.diagnose import diagnose, env_facts
+
     update = records.update
     steps_per_seed = update * config.steps_per_update
+    solved_return = env_facts(config).solved_return
     summary: dict[str, Any] = {
         "algorithm": config.algorithm,
         "env": config.env,
@@ -468,13 +512,14 @@ def _write_summary(run_dir: str, config: Any, seed: int, num_seeds: int, records
         "wall_time_s": round(records.elapsed_s, 3),
         "steps_per_second": round(steps_per_seed * num_seeds / max(records.elapsed_s, 1e-9), 1),
         # The last update's mean return over the episodes that ended in it, one number per seed.
-        "final_return": _return_stats(records.per_seed["episode_return"][:, update - 1]),
+        "final_return": _return_stats(records.per_seed["episode_return"][:, update - 1], solved_return),
         "final_eval_return": None,
+        "diagnosis": _diagnosis_summary(diagnose(records.valid_per_seed(), config)),
         "run_dir": os.path.abspath(run_dir),
     }
     if records.eval_records:
         last = records.eval_records[-1]
-        summary["final_eval_return"] = dict(_return_stats(np.asarray(last["eval_return"]["per_seed"])),
+        summary["final_eval_return"] = dict(_return_stats(np.asarray(last["eval_return"]["per_seed"]), solved_return),
                                             update=last["update"])
     atomic_write_json(os.path.join(run_dir, SUMMARY_FILE), summary)
     return summary
@@ -501,8 +546,22 @@ def render_plots(run_dir: str, dpi: int = 100) -> list[str]:
     curve = os.path.join(run_dir, CURVE_FILE)
     panels = os.path.join(run_dir, DIAGNOSTICS_FILE)
     plotting.learning_curve_png(curve, env_steps, metrics["episode_return"], title, eval_steps, eval_return, dpi)
-    plotting.diagnostics_png(panels, env_steps, metrics, title, dpi=dpi)
+    plotting.diagnostics_png(panels, env_steps, metrics, title, dpi=dpi,
+                             pathology_starts=_pathology_starts(metrics, config))
     return [curve, panels]
+
+
+def _pathology_starts(metrics: Mapping[str, np.ndarray], config: Any) -> dict[str, tuple[float, int]]:
+    """``{pathology: (median env step at which it began, seeds)}`` for the diagnostics panels."""
+    from jaxppo.diagnose import diagnose
+
+    diagnosis = diagnose(metrics, config)
+    starts: dict[str, list[int]] = {}
+    for seed in diagnosis.seeds:
+        for finding in seed.findings:
+            starts.setdefault(finding.name, []).append(finding.start_update)
+    return {name: (float(np.median(updates)) * config.steps_per_update, len(updates))
+            for name, updates in starts.items()}
 
 
 # Loading a finished (or checkpointed) run --------------------------------------------------------

@@ -21,7 +21,7 @@ from jaxppo.run_io import RunInputError
 __all__ = ["main", "build_parser", "VERBS"]
 
 # Order is the order of `jaxppo --help`.
-VERBS = ("train", "eval", "plot")
+VERBS = ("train", "eval", "plot", "diagnose")
 
 _DESCRIPTION = """\
 Train PPO / DQN as compiled, seed-vmapped JAX programs, then evaluate and plot the runs.
@@ -31,6 +31,7 @@ Train PPO / DQN as compiled, seed-vmapped JAX programs, then evaluate and plot t
   jaxppo train --resume runs/NAME           continue an interrupted run from its last checkpoint
   jaxppo eval runs/NAME --episodes 32       greedy evaluation of the saved policy
   jaxppo plot runs/NAME                     redraw learning_curve.png and diagnostics.png
+  jaxppo diagnose runs/NAME                 which seeds went wrong, when, why, and what to change
 """
 
 

@@ -57,6 +57,35 @@ def _loggers(args: argparse.Namespace, run_dir: str, config: Any) -> list:
     return loggers
 
 
+def _iqm_text(stats: dict) -> str:
+    """``IQM x [lo, hi]`` and ``solved k/S`` parts of a return line, when the summary has them."""
+    text = ""
+    if stats.get("iqm") is not None:
+        low, high = stats["iqm_ci"]
+        text += f"  IQM {stats['iqm']:.1f} [95% CI {low:.1f}, {high:.1f}]"
+    if stats.get("solved_threshold") is not None:
+        text += f"  solved {stats['num_solved']}/{len(stats['per_seed'])} (>= {stats['solved_threshold']:g})"
+    return text
+
+
+def _diagnosis_lines(summary: dict) -> list[str]:
+    diagnosis = summary.get("diagnosis")
+    if not diagnosis:
+        return []
+    counts = diagnosis["counts"]
+    text = ", ".join(f"{name} {n}" for name, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+    lines = [f"  diagnosis              {diagnosis['num_healthy']}/{diagnosis['num_seeds']} seeds healthy"
+             + (f"; {text}" if text else "")]
+    for worst in diagnosis["worst_seeds"]:
+        fix = " ".join(f"--set {item}" for item in worst["suggestion"])
+        final = worst["final_return"]
+        lines.append(f"    seed {worst['seed']:<4d} final {final if final is None else format(final, '.1f')}  "
+                     f"{', '.join(worst['pathologies'])}" + (f"  (try {fix})" if fix else ""))
+    if diagnosis["worst_seeds"]:
+        lines.append(f"    details: jaxppo diagnose {summary['run_dir']} --seed I")
+    return lines
+
+
 def _print_summary(summary: dict) -> None:
     final = summary["final_return"]
     lines = [
@@ -64,12 +93,13 @@ def _print_summary(summary: dict) -> None:
         f"{summary['algorithm'].upper()} on {summary['env']}: {summary['num_seeds']} seeds, "
         f"{summary['updates']} updates{'' if summary['complete'] else ' (incomplete)'}",
         f"  final training return  mean {final['mean']:.1f}  median {final['median']:.1f}  "
-        f"min {final['min']:.1f}  max {final['max']:.1f}",
+        f"min {final['min']:.1f}  max {final['max']:.1f}" + _iqm_text(final),
     ]
     if summary.get("final_eval_return"):
         ev = summary["final_eval_return"]
         lines.append(f"  greedy eval return     mean {ev['mean']:.1f}  median {ev['median']:.1f}  "
-                     f"min {ev['min']:.1f}  max {ev['max']:.1f}")
+                     f"min {ev['min']:.1f}  max {ev['max']:.1f}" + _iqm_text(ev))
+    lines += _diagnosis_lines(summary)
     lines += [
         f"  env steps              {summary['env_steps_per_seed']:,} per seed, {summary['env_steps_total']:,} in all",
         f"  wall time              {summary['wall_time_s']:.1f} s ({summary['steps_per_second']:,.0f} steps/s, "

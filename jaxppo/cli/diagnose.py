@@ -1,0 +1,110 @@
+"""``jaxppo diagnose``: what went wrong in a run, on which seeds, when, why, and the change to try."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from typing import Any, Optional
+
+from jaxppo.cli.common import UsageError
+
+_EPILOG = """\
+Reads RUN_DIR/metrics_per_seed.npz and config.yaml (any run directory, also those written before
+diagnosis existed); nothing is trained. For each pathology it counts the seeds that show it; for one
+seed (default: the worst) it prints the phases of its learning curve with update numbers, each
+finding's evidence and likely cause, and the change to try as a ready command line.
+Detectors and thresholds: docs/stability.md#diagnosis.
+"""
+
+
+def add_parser(commands: Any) -> None:
+    parser = commands.add_parser(
+        "diagnose", help="label every seed of a run with its pathologies, their causes and fixes",
+        description="Diagnose every seed of RUN_DIR: pathologies, when they began, why, and what to change.",
+        epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("run_dir", metavar="RUN_DIR")
+    parser.add_argument("--seed", type=int, default=None, metavar="I",
+                        help="the seed to report in detail (default: the worst seed)")
+    parser.add_argument("--json", action="store_true", help="print the whole diagnosis as JSON")
+    parser.set_defaults(handler=run)
+
+
+def _number(value: Any) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {_number(v)}" for k, v in value.items()) + "}"
+    return str(value)
+
+
+def _train_command(run_dir: str, suggestion: tuple[str, ...] | list[str]) -> str:
+    sets = " ".join(f"--set {item}" for item in suggestion)
+    return f"jaxppo train {os.path.join(run_dir, 'config.yaml')} {sets}"
+
+
+def report_lines(run_dir: str, config: Any, diagnosis: Any, seed: int) -> list[str]:
+    """The human-readable report: counts over seeds, then one seed in detail."""
+    lines = [f"{config.algorithm.upper()} on {config.env}: {diagnosis.num_seeds} seeds, "
+             f"{diagnosis.num_healthy} healthy"]
+    flagged = [(name, n) for name, n in diagnosis.counts.items() if n]
+    if flagged:
+        width = max(len(name) for name, _ in flagged)
+        lines.append("  pathology" + " " * (width - 7) + "seeds")
+        for name, count in flagged:
+            lines.append(f"  {name:<{width}}  {count}/{diagnosis.num_seeds}")
+        lines.append("  worst seeds: " + ", ".join(str(s) for s in diagnosis.worst_seeds(5)))
+    chosen = diagnosis.seeds[seed]
+    final = "n/a (no episode finished)" if chosen.final_return is None else f"{chosen.final_return:.4g}"
+    solved = ""
+    if chosen.solved is not None:
+        solved = f", {'solved' if chosen.solved else 'not solved'} (threshold {diagnosis.solved_return:g})"
+    lines += ["", f"seed {seed}: final return {final}{solved}"]
+    if chosen.phases:
+        lines.append("  phases")
+        for phase in chosen.phases:
+            lines.append(f"    {phase.name:<9} updates {phase.start_update:>5}-{phase.end_update:<5}  return "
+                         f"{_number(phase.return_start)} -> {_number(phase.return_end)}")
+    if not chosen.findings:
+        lines.append("  no pathology found")
+        return lines
+    lines.append("  findings (earliest first)")
+    for finding in chosen.findings:
+        lines.append(f"    {finding.name} from update {finding.start_update}")
+        lines.append("      evidence: " + ", ".join(f"{k}={_number(v)}" for k, v in finding.evidence.items()))
+        lines.append(f"      cause:    {finding.cause}")
+    primary = chosen.primary
+    lines += ["", f"  likely cause: {primary.name}"]
+    if primary.suggestion:
+        lines.append(f"  try:          {_train_command(run_dir, primary.suggestion)}")
+    else:
+        lines.append("  try:          no single config change is known to fix it (see the cause above)")
+    return lines
+
+
+def run(args: argparse.Namespace) -> int:
+    from jaxppo import runner
+
+    config, _, diagnosis = runner.diagnose_run(args.run_dir)
+    seed: Optional[int] = args.seed
+    if seed is None:
+        worst = diagnosis.worst_seeds(1)
+        seed = worst[0] if worst else 0
+    if not 0 <= seed < diagnosis.num_seeds:
+        raise UsageError(f"--seed {seed} is out of range: this run has seeds 0 to {diagnosis.num_seeds - 1}")
+    if args.json:
+        data = diagnosis.to_dict()
+        data["run_dir"] = os.path.abspath(args.run_dir)
+        data["chosen_seed"] = seed
+        chosen = diagnosis.seeds[seed]
+        data["command"] = _train_command(args.run_dir, chosen.suggestion) if chosen.suggestion else None
+        print(json.dumps(data, indent=2, allow_nan=False))
+    else:
+        print("\n".join(report_lines(args.run_dir, config, diagnosis, seed)))
+    return 0

@@ -1,0 +1,1109 @@
+"""Automatic diagnosis: label every seed of a run with what went wrong, when, why, and what to try.
+
+Each detector is a pure function over one seed's metric series (``[U]`` numpy arrays, one value per
+update) that returns a ``Finding`` or ``None``. ``diagnose`` runs every detector on every seed and
+collects the findings, the phases of the seed's learning curve and counts over seeds. It reads metrics
+only: it never trains, and it imports no algorithm, so it works on the ``metrics`` of ``jaxppo.train``,
+on a run directory's ``metrics_per_seed.npz`` and on runs written before it existed (a detector whose
+metrics are missing stays quiet).
+
+Every threshold is a field of ``Thresholds`` with the reason for its value; ``docs/stability.md``
+("Diagnosis") says which debugging report each detector answers and how the thresholds were checked
+against real failing and healthy runs.
+
+Conventions: update numbers are 1-based, as in ``metrics.jsonl`` (update ``k`` is column ``k - 1``).
+A condition is *sustained* when it holds for ``sustain_fraction`` of the run's updates in a row (at
+least ``min_sustain_updates``), so a single noisy update never makes a finding.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Callable, Mapping, Optional, Sequence
+
+import numpy as np
+
+__all__ = [
+    "PATHOLOGIES",
+    "ENV_FACTS",
+    "EnvFacts",
+    "Thresholds",
+    "Finding",
+    "Phase",
+    "SeedDiagnosis",
+    "Diagnosis",
+    "diagnose",
+    "env_facts",
+    "final_returns",
+]
+
+
+# Facts about known environments ------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class EnvFacts:
+    """What the return-based detectors need to know about an environment.
+
+    ``random_return``: mean episode return of a uniformly random policy (the "no learning" level).
+    ``solved_return``: the return above which a seed counts as solved (None: no agreed threshold).
+    ``reward_low`` / ``reward_high``: bounds of one step's reward, for the Q-value bound
+    ``max(|low|, |high|) / (1 - gamma)`` (None: unknown, the detector falls back to growth).
+    ``discrete``: whether actions are discrete (entropy collapse is judged relative to ``log(A)``).
+    """
+
+    random_return: Optional[float]
+    solved_return: Optional[float]
+    reward_low: Optional[float]
+    reward_high: Optional[float]
+    discrete: Optional[bool]
+
+    def scaled(self, scale: float) -> "EnvFacts":
+        """The facts with every reward multiplied by ``scale`` (``env_reward_scale``); bounds swap if negative."""
+        def mul(x: Optional[float]) -> Optional[float]:
+            return None if x is None else x * scale
+
+        low, high = mul(self.reward_low), mul(self.reward_high)
+        if low is not None and high is not None and low > high:
+            low, high = high, low
+        solved = mul(self.solved_return) if scale > 0 else None  # a negative scale turns "solved" upside down
+        return dataclasses.replace(self, random_return=mul(self.random_return), solved_return=solved,
+                                   reward_low=low, reward_high=high)
+
+
+# Random-policy returns were measured with benchmarks/diagnose_advice.py --random-returns (1024
+# episodes of a uniform random policy per env, gymnax 1.0). Solved thresholds are gym's
+# reward_threshold where it exists; Pendulum has none, and -400 (a pendulum that swings up and holds)
+# is the level benchmarks/seed_reports.py already uses.
+ENV_FACTS: dict[str, EnvFacts] = {
+    "CartPole-v1": EnvFacts(random_return=22.0, solved_return=475.0, reward_low=0.0, reward_high=1.0, discrete=True),
+    "Acrobot-v1": EnvFacts(random_return=-499.0, solved_return=-100.0, reward_low=-1.0, reward_high=0.0,
+                           discrete=True),
+    "MountainCar-v0": EnvFacts(random_return=-200.0, solved_return=-110.0, reward_low=-1.0, reward_high=0.0,
+                               discrete=True),
+    # Reward is -(theta^2 + 0.1 thetadot^2 + 0.001 u^2) with |theta| <= pi, |thetadot| <= 8, |u| <= 2.
+    "Pendulum-v1": EnvFacts(random_return=-1230.0, solved_return=-400.0, reward_low=-16.2736, reward_high=0.0,
+                            discrete=False),
+    # MinAtar rewards are 0 or 1 per step (Breakout: a brick; Asterix, Freeway, SpaceInvaders alike).
+    "Breakout-MinAtar": EnvFacts(random_return=0.5, solved_return=None, reward_low=0.0, reward_high=1.0, discrete=True),
+    "Asterix-MinAtar": EnvFacts(random_return=0.5, solved_return=None, reward_low=0.0, reward_high=1.0, discrete=True),
+    "Freeway-MinAtar": EnvFacts(random_return=0.0, solved_return=None, reward_low=0.0, reward_high=1.0, discrete=True),
+    "SpaceInvaders-MinAtar": EnvFacts(random_return=3.0, solved_return=None, reward_low=0.0, reward_high=1.0,
+                                      discrete=True),
+    # The stress env of report 004 (jaxppo.envs): allow/block events, rewards of order 1e3 per event.
+    "IntrusionDetection-v0": EnvFacts(random_return=None, solved_return=None, reward_low=None, reward_high=None,
+                                      discrete=True),
+}
+
+
+def env_facts(config: Any) -> EnvFacts:
+    """Facts for ``config.env`` scaled by ``config.env_reward_scale`` when the config has that field.
+
+    Unknown environments get all-None facts: return thresholds then come from the seed's own early
+    returns and the Q-value check from growth (documented per detector).
+    """
+    facts = ENV_FACTS.get(getattr(config, "env", ""), EnvFacts(None, None, None, None, None))
+    scale = getattr(config, "env_reward_scale", None)
+    if scale is not None and _finite_number(scale) and float(scale) != 1.0:
+        facts = facts.scaled(float(scale))
+    return facts
+
+
+# Thresholds --------------------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class Thresholds:
+    """Every number a detector compares against, with the reason for its default.
+
+    Override any of them: ``diagnose(metrics, config, Thresholds(frozen_kl=1e-7))``.
+    """
+
+    # Shared -----------------------------------------------------------------------------------------
+    #: A condition must hold for this fraction of the run's updates in a row: 10% separates a
+    #: pathology from the noisy stretches that healthy runs show (checked on 16-seed default runs).
+    sustain_fraction: float = 0.10
+    #: ...and never for fewer updates than this, so a 20-update run is not judged on one update.
+    min_sustain_updates: int = 5
+    #: Returns are smoothed with a centred moving mean over this fraction of the run (at least one update)
+    #: before peaks and levels are read: per-update returns of a few episodes are too noisy to compare.
+    smoothing_fraction: float = 0.05
+    #: "The end of the run" for final levels: the last 10% of updates.
+    final_fraction: float = 0.10
+
+    # value_loss_stuck (report 003) ----------------------------------------------------------------------
+    #: The value loss divided by the variance of its targets (critic units) reads 1.0 for a critic that
+    #: predicts the batch mean (exactly so under per-batch normalisation, tests/test_losses.py). Within
+    #: +-15% of 1 counts as pinned: report 003 read 0.9995 to 1.0022 for 200 iterations.
+    stuck_ratio_tolerance: float = 0.15
+    #: ...while explained variance stays below this: the critic explains (almost) nothing.
+    stuck_explained_variance: float = 0.1
+    #: Both must hold for this fraction of the run in a row: longer than the few early updates in which
+    #: every critic starts at the mean (healthy runs leave the band within ~5% of the run).
+    stuck_fraction: float = 0.30
+
+    # value_loss_explosion (reports 000, 004) ---------------------------------------------------------------
+    #: Value loss at least this many times its early level (first 5% of updates): "orders of magnitude".
+    explosion_growth: float = 100.0
+    #: ...or at least this many times the variance of the targets it should fit (critic units): a
+    #: critic that knew only the mean would read 1. 25 means its error is 5 target standard deviations,
+    #: which only happens when the critic cannot follow the targets' scale (raw returns of -1000 read ~12
+    #: at the first update before any learning, so the condition must also be sustained).
+    explosion_variance_ratio: float = 25.0
+
+    # frozen_policy (report 001) ---------------------------------------------------------------------
+    #: Approximate KL per update below this: report 001 read 2e-7; a learning PPO policy moves 1e-4 to 1e-2.
+    frozen_kl: float = 1e-5
+    #: ...with (almost) no ratio clipping: report 001 read 0.
+    frozen_clip_fraction: float = 1e-3
+    #: ...entropy still within this fraction of its first value (the policy never sharpens).
+    frozen_entropy_fraction: float = 0.05
+    #: ...held for this fraction of the run in a row.
+    frozen_fraction: float = 0.5
+
+    # critic_useless (report 001's -143) ----------------------------------------------------------------
+    #: Explained variance below this (median over a sustained stretch): the critic's predictions add more
+    #: variance than they remove. -1 is far below the ~0 every fresh critic starts at.
+    useless_explained_variance: float = -1.0
+    #: ...judged only where the returns' std is at least this fraction of their magnitude: explained
+    #: variance divides by Var[R], so for near-constant returns (a solved seed) it is noise.
+    useless_min_return_spread: float = 0.01
+
+    # value_clip_saturated (report 000) ---------------------------------------------------------------
+    #: Fraction of value predictions changed by the value clip above this, sustained: the clip, not the
+    #: loss, decides where the critic goes (report 000's absolute clip of 0.2 on returns of 1000+).
+    value_clip_saturation: float = 0.5
+    value_clip_fraction_of_run: float = 0.3
+
+    # gradient_explosion / updates_clipped_away -----------------------------------------------------------
+    #: Clipped / raw gradient norm below this: every step is shrunk 300-fold or more. Healthy CartPole PPO
+    #: (max_grad_norm 0.5) runs at 0.01-0.05 for its first half; raw-return Pendulum sits at 5e-4.
+    clip_ratio_pinned: float = 0.003
+    #: gradient_explosion: ...while the raw norm ends at least this many times its early level.
+    grad_norm_growth: float = 10.0
+    #: updates_clipped_away: ...pinned for this fraction of the run in a row (the actor then learns at
+    #: a few hundredths of its rate or less).
+    clipped_away_fraction: float = 0.5
+
+    # policy_collapse (report 002) ---------------------------------------------------------------------
+    #: A seed collapses when its smoothed return, after a peak, loses this fraction of what it had gained
+    #: over the starting level, and is still that low at the end.
+    collapse_loss_fraction: float = 0.5
+    #: The gain must be at least this fraction of (solved - random) (or of |start| when the env is
+    #: unknown); otherwise there was nothing to collapse from.
+    collapse_min_gain: float = 0.25
+
+    # q_divergence / greedy_drift (report 002) ------------------------------------------------------------
+    #: Q-values above this many times the bound r_max / (1 - gamma). Healthy CartPole DQN overshoots the
+    #: bound (100) to ~3x transiently while the target network catches up; Huber-loss divergence reaches 1e7.
+    q_bound_factor: float = 10.0
+    #: Without a known bound: |Q| growing by this factor over the learning updates, ending above 1e3.
+    q_growth_factor: float = 1000.0
+    #: Greedy agreement must first hold a plateau at or above this...
+    drift_plateau: float = 0.8
+    #: ...then fall by at least this much and stay there to the end (report 002: 90% -> 10%).
+    drift_drop: float = 0.3
+
+    # entropy_collapse -------------------------------------------------------------------------------------
+    #: Entropy below this fraction of its first value (discrete actions, where the first value is about
+    #: log(A)) while the return is still below the solved level: the policy became deterministic first.
+    entropy_collapse_fraction: float = 0.05
+
+    # no_learning ------------------------------------------------------------------------------------------
+    #: The final return gained less than this fraction of (solved - random) over the random-policy level
+    #: (or, for unknown envs, over the seed's own first returns, relative to their magnitude).
+    no_learning_gain: float = 0.1
+
+
+# Results --------------------------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class Finding:
+    """One pathology on one seed: when it began, the numbers that triggered it, its cause and fix.
+
+    ``suggestion`` holds ready ``key=value`` overrides for ``--set``; empty when no single change is
+    known to fix it, and ``cause`` then says so.
+    """
+
+    name: str
+    start_update: int
+    evidence: dict
+    cause: str
+    suggestion: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "start_update": int(self.start_update), "evidence": _json_safe(self.evidence),
+                "cause": self.cause, "suggestion": list(self.suggestion)}
+
+
+@dataclasses.dataclass(frozen=True)
+class Phase:
+    """A stretch of the seed's learning curve: ``learning``, ``plateau``, ``drift``, ``collapse`` or ``flat``."""
+
+    name: str
+    start_update: int
+    end_update: int
+    return_start: Optional[float]
+    return_end: Optional[float]
+
+    def to_dict(self) -> dict:
+        return _json_safe(dataclasses.asdict(self))
+
+
+@dataclasses.dataclass(frozen=True)
+class SeedDiagnosis:
+    seed: int
+    findings: tuple[Finding, ...]
+    phases: tuple[Phase, ...]
+    final_return: Optional[float]
+    solved: Optional[bool]  # None when the env has no known threshold or the seed finished no episode
+
+    @property
+    def healthy(self) -> bool:
+        return not self.findings
+
+    @property
+    def primary(self) -> Optional[Finding]:
+        """The finding most likely to be the cause (see ``PATHOLOGIES`` order), or None."""
+        if not self.findings:
+            return None
+        return min(self.findings, key=lambda f: PATHOLOGIES.index(f.name))
+
+    @property
+    def suggestion(self) -> tuple[str, ...]:
+        """The primary finding's fix (empty when no single change is known for it)."""
+        primary = self.primary
+        return primary.suggestion if primary else ()
+
+    def to_dict(self) -> dict:
+        return {"seed": self.seed, "healthy": self.healthy, "final_return": _json_float(self.final_return),
+                "solved": self.solved, "primary": self.primary.name if self.primary else None,
+                "suggestion": list(self.suggestion),
+                "findings": [f.to_dict() for f in self.findings], "phases": [p.to_dict() for p in self.phases]}
+
+
+@dataclasses.dataclass(frozen=True)
+class Diagnosis:
+    num_seeds: int
+    seeds: tuple[SeedDiagnosis, ...]
+    counts: dict
+    healthy: np.ndarray  # bool [S]
+    env: str = ""
+    algorithm: str = ""
+    solved_return: Optional[float] = None
+
+    @property
+    def num_healthy(self) -> int:
+        return int(np.sum(self.healthy))
+
+    def flagged(self, name: str) -> np.ndarray:
+        """Bool ``[S]``: which seeds show pathology ``name``."""
+        return np.array([any(f.name == name for f in s.findings) for s in self.seeds], dtype=bool)
+
+    def worst_seeds(self, count: int = 3) -> list[int]:
+        """Seeds with findings, most findings first, then lowest final return."""
+        def key(s: SeedDiagnosis) -> tuple:
+            ret = s.final_return if s.final_return is not None else -math.inf
+            return (-len(s.findings), ret)
+
+        return [s.seed for s in sorted(self.seeds, key=key) if s.findings][:count]
+
+    def to_dict(self) -> dict:
+        return {"num_seeds": self.num_seeds, "num_healthy": self.num_healthy, "env": self.env,
+                "algorithm": self.algorithm, "solved_return": _json_float(self.solved_return),
+                "counts": {k: int(v) for k, v in self.counts.items()},
+                "worst_seeds": self.worst_seeds(), "seeds": [s.to_dict() for s in self.seeds]}
+
+
+def _json_float(value: Any) -> Optional[float]:
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return _json_float(value)
+    if value is None or isinstance(value, str):
+        return value
+    return str(value)
+
+
+# Series helpers -------------------------------------------------------------------------------------
+
+def _finite_number(x: Any) -> bool:
+    try:
+        return math.isfinite(float(x))
+    except (TypeError, ValueError):
+        return False
+
+
+@dataclasses.dataclass(frozen=True)
+class _Context:
+    """What every detector sees for one seed."""
+
+    series: Mapping[str, np.ndarray]  # name -> [U] float64
+    config: Any
+    facts: EnvFacts
+    thresholds: Thresholds
+    num_updates: int
+    learning: np.ndarray  # bool [U]: the update learned (DQN: after learning_starts)
+    return_valid: np.ndarray  # bool [U]: at least one episode has finished by this update
+    smoothed_return: np.ndarray  # [U], NaN where no episode had finished
+
+    def get(self, name: str) -> Optional[np.ndarray]:
+        return self.series.get(name)
+
+    @property
+    def sustain(self) -> int:
+        t = self.thresholds
+        return max(t.min_sustain_updates, int(math.ceil(t.sustain_fraction * self.num_updates)))
+
+    def length(self, fraction: float) -> int:
+        return max(self.thresholds.min_sustain_updates, int(math.ceil(fraction * self.num_updates)))
+
+
+def _first_run(mask: np.ndarray, length: int) -> Optional[int]:
+    """Index where ``mask`` first holds for ``length`` consecutive entries, or None."""
+    if length <= 0 or mask.size < length:
+        return None
+    count = 0
+    for i, value in enumerate(mask):
+        count = count + 1 if value else 0
+        if count >= length:
+            return i - length + 1
+    return None
+
+
+def _holds_to_end_from(mask: np.ndarray) -> Optional[int]:
+    """Start of the final stretch where ``mask`` holds up to the last entry, or None if the last is False."""
+    if mask.size == 0 or not mask[-1]:
+        return None
+    false = np.flatnonzero(~mask)
+    return int(false[-1] + 1) if false.size else 0
+
+
+def _moving_mean(x: np.ndarray, window: int) -> np.ndarray:
+    """Centred moving mean ignoring NaN; NaN only where the whole window is NaN."""
+    if window <= 1 or x.size == 0:
+        return x.copy()
+    valid = np.isfinite(x)
+    filled = np.where(valid, x, 0.0)
+    kernel = np.ones(window)
+    sums = np.convolve(filled, kernel, mode="same")
+    counts = np.convolve(valid.astype(np.float64), kernel, mode="same")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+
+
+def _median(x: np.ndarray) -> float:
+    x = x[np.isfinite(x)]
+    return float(np.median(x)) if x.size else math.nan
+
+
+def _early(x: np.ndarray, mask: Optional[np.ndarray] = None, fraction: float = 0.05) -> float:
+    """Median of the first ``fraction`` of the (masked) finite values: the run's early level."""
+    if mask is not None:
+        x = x[mask]
+    x = x[np.isfinite(x)]
+    if x.size == 0:
+        return math.nan
+    return float(np.median(x[: max(1, int(math.ceil(fraction * x.size)))]))
+
+
+def _final(x: np.ndarray, ctx: _Context, mask: Optional[np.ndarray] = None) -> float:
+    """Median of the last ``final_fraction`` of the (masked) finite values."""
+    if mask is not None:
+        x = x[mask]
+    x = x[np.isfinite(x)]
+    if x.size == 0:
+        return math.nan
+    return float(np.median(x[-max(1, int(math.ceil(ctx.thresholds.final_fraction * x.size))):]))
+
+
+def _default_of(config: Any, name: str) -> Any:
+    field = {f.name: f for f in dataclasses.fields(type(config))}.get(name)
+    return None if field is None else field.default
+
+
+def _fmt(value: Any) -> str:
+    """A --set value as YAML reads it back."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+def _return_levels(ctx: _Context) -> tuple[float, float]:
+    """(baseline, scale): the no-learning level and the gain that counts as "a lot" for this env.
+
+    Known env: the random-policy return and (solved - random). Unknown: the seed's own early return,
+    and the magnitude of the returns it saw (at least 1), since no better yardstick exists.
+    """
+    facts = ctx.facts
+    if facts.random_return is not None and facts.solved_return is not None:
+        return facts.random_return, abs(facts.solved_return - facts.random_return)
+    smoothed = ctx.smoothed_return[ctx.return_valid]
+    start = float(smoothed[0]) if smoothed.size else math.nan
+    baseline = facts.random_return if facts.random_return is not None else start
+    magnitude = max(float(np.nanmax(np.abs(smoothed))) if smoothed.size else 1.0, 1.0)
+    return baseline, magnitude
+
+
+def _upd(index: int) -> int:
+    return int(index) + 1
+
+
+# Detectors: each (ctx) -> Optional[Finding] -----------------------------------------------------------
+
+def detect_nonfinite(ctx: _Context) -> Optional[Finding]:
+    """Skipped non-finite updates (``nonfinite_updates`` > 0) or NaN/Inf in losses and diagnostics."""
+    skipped = ctx.get("nonfinite_updates")
+    start: Optional[int] = None
+    evidence: dict[str, Any] = {}
+    if skipped is not None and np.any(np.nan_to_num(skipped) > 0):
+        first = int(np.flatnonzero(np.nan_to_num(skipped) > 0)[0])
+        start = first
+        evidence["skipped_updates"] = float(np.nanmax(skipped))
+    bad = {}
+    for name, values in ctx.series.items():
+        if name in _NONFINITE_EXEMPT:
+            continue
+        where = np.flatnonzero(~np.isfinite(values))
+        if where.size:
+            bad[name] = int(where.size)
+            start = int(where[0]) if start is None else min(start, int(where[0]))
+    if start is None:
+        return None
+    if bad:
+        evidence["nonfinite_metric_updates"] = bad
+    cause = ("a loss or gradient became NaN/Inf; the guard skipped those updates (the parameters stayed "
+             "finite), but the values or targets feeding them overflowed or the data held NaN/Inf")
+    suggestion: tuple[str, ...] = ()
+    if getattr(ctx.config, "algorithm", "") == "ppo" and getattr(ctx.config, "return_normalization", "") == "off":
+        suggestion = ("return_normalization=running",)
+        cause += "; with raw-scale value targets the critic's loss is the usual source"
+    else:
+        cause += "; no single config change is known to fix it: find the first non-finite metric"
+    return Finding("nonfinite", _upd(start), evidence, cause, suggestion)
+
+
+# explained_variance is NaN by definition when the targets have zero variance; episode metrics are
+# judged by the return detectors.
+_NONFINITE_EXEMPT = ("explained_variance",)
+
+
+def _critic_target_variance(ctx: _Context) -> Optional[np.ndarray]:
+    """Variance of the value targets in the critic's units, ``[U]``, or None if not derivable.
+
+    ``return_std`` is in raw return units (times the reward scale); the critic fits
+    ``return_scale * normalize(R / reward_scale)``, whose std is
+    ``return_scale * return_std / return_stats_std`` with return normalisation on, else
+    ``return_scale * return_std / reward_scale``.
+    """
+    return_std = ctx.get("return_std")
+    if return_std is None:
+        return None
+    std = return_std.copy()
+    stats_std = ctx.get("return_stats_std")
+    reward_scale = ctx.get("reward_scale")
+    if stats_std is not None and getattr(ctx.config, "return_normalization", "off") != "off":
+        std = std / np.where(stats_std > 0, stats_std, np.nan)
+    elif reward_scale is not None:
+        std = std / np.where(reward_scale > 0, reward_scale, np.nan)
+    std = std * float(getattr(ctx.config, "return_scale", 1.0) or 1.0)
+    return std ** 2
+
+
+def _value_fix(ctx: _Context) -> tuple[tuple[str, ...], str]:
+    """The change that puts the critic's targets on a learnable scale, and why."""
+    config = ctx.config
+    if getattr(config, "return_normalization", "off") == "off":
+        return ("return_normalization=running",), (
+            "the critic regresses raw returns, whose scale it cannot follow; running return normalisation "
+            "(with predictions de-normalised for GAE) puts the targets near unit scale")
+    if getattr(config, "return_normalization", "") == "batch":
+        return ("return_normalization=running",), (
+            "per-batch return normalisation changes the targets' units every batch; running statistics keep "
+            "them stable")
+    return (), "the targets are already normalised; no single config change is known to fix it"
+
+
+def detect_value_loss_explosion(ctx: _Context) -> Optional[Finding]:
+    """Value loss orders of magnitude above its early level, or far above the target variance (000, 004)."""
+    value_loss = ctx.get("value_loss")
+    if value_loss is None or ctx.num_updates < 2:
+        return None
+    t = ctx.thresholds
+    smooth = _moving_mean(value_loss, max(1, int(t.smoothing_fraction * ctx.num_updates)))
+    early = _early(value_loss)
+    grew = smooth >= t.explosion_growth * max(early, 1e-12)
+    start = _first_run(grew, ctx.sustain)
+    evidence: dict[str, Any] = {"early_value_loss": early}
+    if start is not None:
+        evidence.update(value_loss_at_start=float(smooth[start]), growth=float(smooth[start] / max(early, 1e-12)))
+    target_var = _critic_target_variance(ctx)
+    if start is None and target_var is not None:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ratio = value_loss / target_var
+        high = np.nan_to_num(ratio, nan=0.0) >= t.explosion_variance_ratio
+        start = _first_run(high, ctx.sustain)
+        if start is not None:
+            stretch = ratio[start:start + ctx.sustain]
+            evidence.update(value_loss_at_start=float(value_loss[start]),
+                            loss_over_target_variance=_median(stretch),
+                            target_std=float(math.sqrt(max(_median(target_var[start:start + ctx.sustain]), 0.0))))
+    if start is None:
+        return None
+    suggestion, why = _value_fix(ctx)
+    cause = "the critic's error is far larger than the spread of its targets: " + why
+    return Finding("value_loss_explosion", _upd(start), evidence, cause, suggestion)
+
+
+def detect_value_loss_stuck(ctx: _Context) -> Optional[Finding]:
+    """Value loss pinned at the target variance (1.0 when normalised) with explained variance ~0 (003)."""
+    value_loss, ev = ctx.get("value_loss"), ctx.get("explained_variance")
+    if value_loss is None or ev is None:
+        return None
+    t = ctx.thresholds
+    target_var = _critic_target_variance(ctx)
+    if target_var is None:
+        if getattr(ctx.config, "return_normalization", "off") == "off":
+            return None
+        target_var = np.ones_like(value_loss)  # normalised targets: unit variance
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = value_loss / target_var
+    pinned = (np.abs(np.nan_to_num(ratio, nan=99.0) - 1.0) <= t.stuck_ratio_tolerance) & (
+        np.nan_to_num(ev, nan=0.0) < t.stuck_explained_variance)
+    start = _first_run(pinned, ctx.length(t.stuck_fraction))
+    if start is None:
+        return None
+    stop = start + ctx.length(t.stuck_fraction)
+    evidence = {"value_loss_median": _median(value_loss[start:stop]), "loss_over_target_variance": _median(ratio[start:stop]),
+                "explained_variance_median": _median(ev[start:stop]), "updates_pinned": int(np.sum(pinned[start:]))}
+    config = ctx.config
+    critic_lr = getattr(config, "critic_learning_rate", None)
+    lr = getattr(config, "learning_rate", None)
+    if critic_lr is not None and _finite_number(critic_lr) and float(critic_lr) < 1e-5:
+        suggestion = (f"critic_learning_rate={_fmt(float(lr) if lr else _default_of(config, 'learning_rate'))}",)
+        cause = (f"the critic predicts the batch mean and never more: critic_learning_rate={float(critic_lr):.3g} "
+                 "is too small for it to learn")
+    elif lr is not None and _finite_number(lr) and float(lr) < 1e-5 and critic_lr is None:
+        suggestion = (f"learning_rate={_fmt(_default_of(config, 'learning_rate'))}",)
+        cause = f"the critic predicts the batch mean and never more: learning_rate={float(lr):.3g} is too small"
+    else:
+        suggestion, why = _value_fix(ctx)
+        cause = "the critic predicts the batch mean and never more (loss = target variance, explained variance ~0); " + why
+        if getattr(config, "return_normalization", "off") == "off":
+            suggestion, cause = (), cause.split(";")[0] + (
+                "; its inputs may not predict the return, and no single config change is known to fix it")
+    return Finding("value_loss_stuck", _upd(start), evidence, cause, suggestion)
+
+
+def detect_critic_useless(ctx: _Context) -> Optional[Finding]:
+    """Explained variance strongly negative for a sustained stretch (001's -143)."""
+    ev = ctx.get("explained_variance")
+    if ev is None:
+        return None
+    t = ctx.thresholds
+    low = np.nan_to_num(ev, nan=0.0) < t.useless_explained_variance
+    return_std, return_mean = ctx.get("return_std"), ctx.get("return_mean")
+    if return_std is not None and return_mean is not None:
+        # A solved CartPole seed sees the same return every step (std 5e-4 around 100): any critic noise
+        # then reads as explained variance -1 or worse, but there is nothing left to explain.
+        low &= np.nan_to_num(return_std, nan=0.0) >= t.useless_min_return_spread * np.maximum(np.abs(return_mean), 1.0)
+    start = _first_run(low, ctx.sustain)
+    if start is None:
+        return None
+    evidence = {"explained_variance_median": _median(ev[start:start + ctx.sustain]),
+                "explained_variance_min": float(np.nanmin(ev)), "updates_below": int(np.sum(low))}
+    suggestion, why = _value_fix(ctx)
+    cause = ("the critic's predictions vary far more than the returns (explained variance well below 0), so its "
+             "advantages are noise; " + why)
+    return Finding("critic_useless", _upd(start), evidence, cause, suggestion)
+
+
+def detect_value_clip_saturated(ctx: _Context) -> Optional[Finding]:
+    """Most value predictions clipped for a long stretch: the clip, not the loss, moves the critic (000)."""
+    fraction = ctx.get("value_clip_fraction")
+    if fraction is None or getattr(ctx.config, "value_clipping", "off") == "off":
+        return None
+    t = ctx.thresholds
+    saturated = np.nan_to_num(fraction, nan=0.0) > t.value_clip_saturation
+    length = ctx.length(t.value_clip_fraction_of_run)
+    start = _first_run(saturated, length)
+    if start is None:
+        return None
+    evidence = {"value_clip_fraction_median": _median(fraction[start:start + length]),
+                "updates_saturated": int(np.sum(saturated)), "value_clip_epsilon": _json_float(
+                    getattr(ctx.config, "value_clip_epsilon", None))}
+    suggestion, why = _value_fix(ctx)
+    cause = (f"{ctx.config.value_clipping} value clipping at {float(ctx.config.value_clip_epsilon):.3g} binds on most "
+             "samples, so the critic can move only a little per update towards targets far away; " + why)
+    return Finding("value_clip_saturated", _upd(start), evidence, cause, suggestion)
+
+
+def detect_frozen_policy(ctx: _Context) -> Optional[Finding]:
+    """KL ~0, no ratio clipping, entropy not falling, return not improving, for most of the run (001)."""
+    kl, clip = ctx.get("approx_kl"), ctx.get("clip_fraction")
+    if kl is None:
+        return None
+    t = ctx.thresholds
+    frozen = np.nan_to_num(np.abs(kl), nan=0.0) < t.frozen_kl
+    if clip is not None:
+        frozen &= np.nan_to_num(clip, nan=0.0) < t.frozen_clip_fraction
+    entropy = ctx.get("entropy")
+    if entropy is not None and np.isfinite(entropy[0]):
+        scale = max(abs(float(entropy[0])), 1e-3)
+        frozen &= np.abs(entropy - entropy[0]) <= t.frozen_entropy_fraction * scale
+    length = ctx.length(t.frozen_fraction)
+    start = _first_run(frozen, length)
+    if start is None:
+        return None
+    baseline, scale = _return_levels(ctx)
+    gain = _final(ctx.smoothed_return, ctx, ctx.return_valid) - baseline
+    if math.isfinite(gain) and gain > t.no_learning_gain * scale:
+        return None  # the return improved after all: a quiet policy that already works is not frozen
+    stop = start + length
+    evidence = {"approx_kl_median": _median(kl[start:stop]),
+                "clip_fraction_median": _median(clip[start:stop]) if clip is not None else None,
+                "entropy_first": float(entropy[0]) if entropy is not None else None,
+                "entropy_last": float(entropy[-1]) if entropy is not None else None,
+                "return_gain_over_random": _json_float(gain)}
+    config = ctx.config
+    lr = getattr(config, "learning_rate", None)
+    if lr is not None and _finite_number(lr) and float(lr) < 1e-5:
+        default = _default_of(config, "learning_rate")
+        suggestion = (f"learning_rate={_fmt(default)}",)
+        cause = (f"learning_rate={float(lr):.3g} moves the policy by almost nothing per step (KL "
+                 f"{evidence['approx_kl_median']:.2g}); {_fmt(default)} is the default")
+    else:
+        adv = ctx.get("advantage_std")
+        if adv is not None and _median(adv) < 1e-3 and getattr(config, "reward_normalization", "off") == "off":
+            suggestion = ("reward_normalization=running",)
+            cause = "the rewards are so small that the advantages carry no signal; scale them by running statistics"
+        else:
+            suggestion = ()
+            cause = ("the policy does not move (KL ~0, nothing clipped) although the learning rate is ordinary; "
+                     "no single config change is known to fix it: check that the rewards vary with the actions")
+    return Finding("frozen_policy", _upd(start), evidence, cause, suggestion)
+
+
+def detect_gradient_explosion(ctx: _Context) -> Optional[Finding]:
+    """Clip ratio pinned near 0 while the raw gradient norm grows an order of magnitude or more."""
+    ratio, norm = ctx.get("grad_clip_ratio"), ctx.get("grad_norm")
+    if ratio is None or norm is None:
+        return None
+    t = ctx.thresholds
+    mask = ctx.learning
+    pinned = (np.nan_to_num(ratio, nan=1.0) < t.clip_ratio_pinned) & mask
+    early = _early(norm, mask)
+    smooth = _moving_mean(np.where(mask, norm, np.nan), max(1, int(t.smoothing_fraction * ctx.num_updates)))
+    grown = np.nan_to_num(smooth, nan=0.0) >= t.grad_norm_growth * max(early, 1e-12)
+    start = _first_run(pinned & grown, ctx.sustain)
+    if start is None:
+        return None
+    evidence = {"grad_norm_early": early, "grad_norm_at_start": float(norm[start]),
+                "grad_norm_max": float(np.nanmax(np.where(mask, norm, np.nan))),
+                "clip_ratio_median": _median(ratio[start:start + ctx.sustain])}
+    if getattr(ctx.config, "algorithm", "") == "ppo":
+        suggestion, why = _value_fix(ctx)
+        cause = ("the raw gradient norm grows until the global-norm clip shrinks every step 300-fold or more; in PPO the "
+                 "critic's loss on growing targets is the usual source; " + why)
+    else:
+        bound = _q_bound(ctx)
+        suggestion = (f"td_target_clip={_fmt(round(bound, 6))}",) if bound is not None else ()
+        cause = ("the TD gradient grows without bound; clipping the gradient only rescales it (Adam normalises the "
+                 "step anyway), clipping the TD target at the largest true value bounds the feedback loop"
+                 if bound is not None else "the TD gradient grows without bound; no single change is known to fix "
+                 "it without a bound on the returns")
+    return Finding("gradient_explosion", _upd(start), evidence, cause, suggestion)
+
+
+def detect_updates_clipped_away(ctx: _Context) -> Optional[Finding]:
+    """Global-norm clipping shrinks every step 300-fold or more for most of the run: one loss drowns the rest."""
+    ratio = ctx.get("grad_clip_ratio")
+    if ratio is None:
+        return None
+    t = ctx.thresholds
+    pinned = (np.nan_to_num(ratio, nan=1.0) < t.clip_ratio_pinned) & ctx.learning
+    length = ctx.length(t.clipped_away_fraction)
+    start = _first_run(pinned, length)
+    if start is None:
+        return None
+    norm = ctx.get("grad_norm")
+    evidence = {"clip_ratio_median": _median(ratio[start:start + length]),
+                "grad_norm_median": _median(norm[start:start + length]) if norm is not None else None,
+                "max_grad_norm": _json_float(getattr(ctx.config, "max_grad_norm", None)),
+                "updates_pinned": int(np.sum(pinned))}
+    if getattr(ctx.config, "algorithm", "") == "ppo":
+        suggestion, why = _value_fix(ctx)
+        cause = ("actor and critic share one global-norm clip, and the critic's raw-scale gradient is so large that "
+                 "every step is shrunk 300-fold or more: the policy barely learns; " + why)
+    else:
+        suggestion = ()
+        cause = "every gradient step is shrunk 300-fold or more by the clip; no single change is known to fix it"
+    return Finding("updates_clipped_away", _upd(start), evidence, cause, suggestion)
+
+
+def _q_bound(ctx: _Context) -> Optional[float]:
+    facts = ctx.facts
+    if facts.reward_low is None or facts.reward_high is None:
+        return None
+    gamma = float(getattr(ctx.config, "gamma", 0.99))
+    if gamma >= 1.0:
+        return None
+    return max(abs(facts.reward_low), abs(facts.reward_high)) / (1.0 - gamma)
+
+
+def detect_q_divergence(ctx: _Context) -> Optional[Finding]:
+    """|Q| beyond ``q_bound_factor * r_max / (1 - gamma)``, or growing exponentially without a bound (002)."""
+    q_max, q_min = ctx.get("q_max"), ctx.get("q_min")
+    if q_max is None:
+        return None
+    t = ctx.thresholds
+    mask = ctx.learning
+    magnitude = np.abs(q_max) if q_min is None else np.maximum(np.abs(q_max), np.abs(q_min))
+    magnitude = np.where(mask, np.nan_to_num(magnitude, nan=np.inf), 0.0)
+    bound = _q_bound(ctx)
+    evidence: dict[str, Any] = {"q_abs_max": float(np.max(magnitude)) if magnitude.size else None}
+    if bound is not None:
+        beyond = magnitude > t.q_bound_factor * bound
+        start = _first_run(beyond, ctx.sustain)
+        evidence["q_bound"] = bound
+    else:
+        learned = magnitude[mask]
+        if learned.size < 2:
+            return None
+        early = _early(learned)
+        beyond = mask & (magnitude > max(t.q_growth_factor * max(early, 1e-6), 1e3))
+        start = _first_run(beyond, ctx.sustain)
+        evidence["q_early"] = early
+    if start is None:
+        return None
+    evidence.update(q_at_start=float(magnitude[start]), q_final=_final(np.where(mask, magnitude, np.nan), ctx))
+    clip = getattr(ctx.config, "td_target_clip", None)
+    if bound is not None and (clip is None or float(clip) > bound * 1.0001):
+        suggestion = (f"td_target_clip={_fmt(round(bound, 6))}",)
+        cause = (f"Q-values far beyond the largest true value {bound:.4g} (r_max / (1 - gamma)): bootstrapped "
+                 "over-estimates feed on themselves; gradient clipping does not stop this (Adam normalises the "
+                 "step), clipping the TD target at the bound does")
+    else:
+        suggestion = ()
+        cause = ("Q-values grow without bound; no single change is known to fix it without a bound on the returns "
+                 "(set td_target_clip to r_max / (1 - gamma) if you know r_max)")
+    return Finding("q_divergence", _upd(start), evidence, cause, suggestion)
+
+
+def detect_greedy_drift(ctx: _Context) -> Optional[Finding]:
+    """Greedy agreement (online vs target) held a plateau, then fell and stayed down (002)."""
+    agreement = ctx.get("greedy_agreement")
+    if agreement is None:
+        return None
+    t = ctx.thresholds
+    mask = ctx.learning
+    if np.sum(mask) < 2 * ctx.sustain:
+        return None
+    smooth = _moving_mean(np.where(mask, agreement, np.nan), max(1, int(t.smoothing_fraction * ctx.num_updates)))
+    plateau_mask = np.nan_to_num(smooth, nan=0.0) >= t.drift_plateau
+    plateau = _first_run(plateau_mask, ctx.sustain)
+    if plateau is None:
+        return None
+    level = _median(smooth[plateau:plateau + ctx.sustain])
+    low = np.nan_to_num(smooth, nan=1.0) <= level - t.drift_drop
+    low[: plateau + ctx.sustain] = False
+    start = _holds_to_end_from(low)
+    if start is None or ctx.num_updates - start < ctx.sustain:
+        return None
+    evidence = {"plateau_update": _upd(plateau), "plateau_agreement": level, "agreement_at_start": float(smooth[start]),
+                "agreement_final": _final(smooth, ctx)}
+    q = detect_q_divergence(ctx)
+    if q is not None and q.suggestion:
+        suggestion, cause = q.suggestion, ("online and target networks stopped agreeing on the greedy action after "
+                                           "agreeing; here the Q-values diverge too: " + q.cause)
+    else:
+        suggestion = ()
+        cause = ("online and target networks stopped agreeing on the greedy action after agreeing: the values the "
+                 "policy rests on keep changing; no single config change is known to fix it")
+    return Finding("greedy_drift", _upd(start), evidence, cause, suggestion)
+
+
+def detect_entropy_collapse(ctx: _Context) -> Optional[Finding]:
+    """Policy entropy near zero (relative to its first value) while the return is still not good."""
+    entropy = ctx.get("entropy")
+    if entropy is None or not np.isfinite(entropy[0]) or entropy[0] <= 0 or ctx.facts.discrete is False:
+        return None
+    t = ctx.thresholds
+    collapsed = np.nan_to_num(entropy, nan=np.inf) < t.entropy_collapse_fraction * entropy[0]
+    start = _first_run(collapsed, ctx.sustain)
+    if start is None:
+        return None
+    final_return = _final(ctx.smoothed_return, ctx, ctx.return_valid)
+    solved = ctx.facts.solved_return
+    if solved is not None and math.isfinite(final_return) and final_return >= solved:
+        return None
+    at_collapse = ctx.smoothed_return[start]
+    if solved is None:
+        baseline, scale = _return_levels(ctx)
+        best = float(np.nanmax(ctx.smoothed_return[ctx.return_valid])) if np.any(ctx.return_valid) else math.nan
+        if math.isfinite(best) and math.isfinite(final_return) and final_return >= best - 0.1 * scale:
+            return None  # deterministic and at its best: cannot tell a collapse from convergence
+    evidence = {"entropy_first": float(entropy[0]), "entropy_at_start": float(entropy[start]),
+                "return_at_start": _json_float(at_collapse), "final_return": _json_float(final_return)}
+    coef = float(getattr(ctx.config, "entropy_coef", 0.0) or 0.0)
+    new = 0.01 if coef <= 0 else coef * 5
+    suggestion = (f"entropy_coef={_fmt(new)}",)
+    cause = ("the policy became (almost) deterministic before its return was good, so it stopped exploring; a "
+             "larger entropy bonus keeps it exploring longer")
+    return Finding("entropy_collapse", _upd(start), evidence, cause, suggestion)
+
+
+def detect_policy_collapse(ctx: _Context) -> Optional[Finding]:
+    """The smoothed return peaked, then lost most of its gain and was still down at the end (002)."""
+    valid = ctx.return_valid
+    smooth = ctx.smoothed_return
+    if np.sum(valid) < 2 * ctx.sustain:
+        return None
+    t = ctx.thresholds
+    baseline, scale = _return_levels(ctx)
+    values = np.where(valid, smooth, np.nan)
+    peak_index = int(np.nanargmax(values))
+    peak = float(values[peak_index])
+    start_level = float(values[np.flatnonzero(valid)[0]])
+    floor = min(baseline, start_level) if math.isfinite(baseline) else start_level
+    gain = peak - floor
+    if not math.isfinite(gain) or gain < t.collapse_min_gain * scale:
+        return None
+    threshold = peak - t.collapse_loss_fraction * gain
+    below = np.nan_to_num(values, nan=np.inf) < threshold
+    below[: peak_index + 1] = False
+    start = _holds_to_end_from(below)
+    if start is None or ctx.num_updates - start < ctx.sustain:
+        return None
+    evidence = {"peak_update": _upd(peak_index), "peak_return": peak, "threshold": threshold,
+                "final_return": _final(values, ctx), "random_return": _json_float(ctx.facts.random_return)}
+    cause = "the return rose to a peak, then fell most of the way back and stayed there"
+    suggestion: tuple[str, ...] = ()
+    for detector in (detect_q_divergence, detect_value_loss_explosion):
+        underlying = detector(ctx)
+        if underlying is not None and underlying.suggestion:
+            suggestion = underlying.suggestion
+            cause += f"; it follows {underlying.name}: " + underlying.cause
+            break
+    else:
+        cause += "; no single config change is known to fix it (try more seeds: it may be this seed's luck)"
+    return Finding("policy_collapse", _upd(start), evidence, cause, suggestion)
+
+
+def detect_no_learning(ctx: _Context) -> Optional[Finding]:
+    """The final return is still at the random-policy level (or the seed's first returns)."""
+    valid = ctx.return_valid
+    if np.sum(valid) < ctx.sustain:
+        return None
+    t = ctx.thresholds
+    baseline, scale = _return_levels(ctx)
+    final = _final(ctx.smoothed_return, ctx, valid)
+    if not (math.isfinite(final) and math.isfinite(baseline)):
+        return None
+    gain = final - baseline
+    if gain >= t.no_learning_gain * scale:
+        return None
+    peak = float(np.nanmax(ctx.smoothed_return[valid]))
+    if peak - baseline >= t.collapse_min_gain * scale:
+        return None  # it did learn, then lost it: that is policy_collapse, not no_learning
+    evidence = {"final_return": final, "baseline_return": baseline, "gain": gain, "needed_gain": t.no_learning_gain * scale,
+                "baseline_is": "random policy" if ctx.facts.random_return is not None else "the seed's first returns"}
+    cause = "the return never rose above the random-policy level"
+    return Finding("no_learning", _upd(int(np.flatnonzero(valid)[0])), evidence, cause, ())
+
+
+# The order is the order of likely causation: when a seed shows several, the first is reported as the
+# primary cause and its suggestion is the one to try first.
+_DETECTORS: tuple[tuple[str, Callable[[_Context], Optional[Finding]]], ...] = (
+    ("nonfinite", detect_nonfinite),
+    ("q_divergence", detect_q_divergence),
+    ("value_loss_explosion", detect_value_loss_explosion),
+    ("updates_clipped_away", detect_updates_clipped_away),
+    ("value_clip_saturated", detect_value_clip_saturated),
+    ("value_loss_stuck", detect_value_loss_stuck),
+    ("critic_useless", detect_critic_useless),
+    ("frozen_policy", detect_frozen_policy),
+    ("gradient_explosion", detect_gradient_explosion),
+    ("entropy_collapse", detect_entropy_collapse),
+    ("greedy_drift", detect_greedy_drift),
+    ("policy_collapse", detect_policy_collapse),
+    ("no_learning", detect_no_learning),
+)
+
+PATHOLOGIES: tuple[str, ...] = tuple(name for name, _ in _DETECTORS)
+
+
+# Phases ---------------------------------------------------------------------------------------------
+
+def _phases(ctx: _Context) -> tuple[Phase, ...]:
+    """Segments of the smoothed return: learning, plateau, drift, collapse (or one flat stretch).
+
+    With ``rise = peak - start``: before the return first reaches ``start + 0.9 rise`` the seed is
+    learning; afterwards it is on a plateau at or above that level, drifting between half and 0.9 of the
+    rise, and collapsed below half. A stretch shorter than the smoothing window between two stretches
+    of one kind is folded into them.
+    """
+    valid = ctx.return_valid
+    if not np.any(valid):
+        return ()
+    values = ctx.smoothed_return
+    first = int(np.flatnonzero(valid)[0])
+    seg = values[first:]
+    _, scale = _return_levels(ctx)
+    start_level, peak = float(seg[0]), float(np.nanmax(seg))
+    rise = peak - start_level
+    labels: list[str] = []
+    if not math.isfinite(rise) or rise < ctx.thresholds.no_learning_gain * scale:
+        labels = ["flat"] * seg.size
+    else:
+        reached = False
+        for v in seg:
+            reached = reached or v >= start_level + 0.9 * rise
+            if not reached:
+                labels.append("learning")
+            elif v >= start_level + 0.9 * rise:
+                labels.append("plateau")
+            elif v >= start_level + 0.5 * rise:
+                labels.append("drift")
+            else:
+                labels.append("collapse")
+    minimum = max(1, int(ctx.thresholds.smoothing_fraction * ctx.num_updates))
+    segments: list[list[Any]] = []  # [name, start, end] in column indices
+    for i, label in enumerate(labels):
+        if segments and segments[-1][0] == label:
+            segments[-1][2] = i
+        else:
+            segments.append([label, i, i])
+    # A short stretch between two of the same kind is noise around a level (plateau-drift-plateau):
+    # fold it into its neighbours. Short stretches between different kinds are real transitions.
+    merged: list[list[Any]] = []
+    for index, segment in enumerate(segments):
+        following = segments[index + 1] if index + 1 < len(segments) else None
+        short = segment[2] - segment[1] + 1 < minimum
+        if merged and short and following is not None and following[0] == merged[-1][0]:
+            merged[-1][2] = segment[2]
+        elif merged and merged[-1][0] == segment[0]:
+            merged[-1][2] = segment[2]
+        else:
+            merged.append(list(segment))
+    return tuple(Phase(name, _upd(first + a), _upd(first + b), _json_float(seg[a]), _json_float(seg[b]))
+                 for name, a, b in merged)
+
+
+# Entry point ----------------------------------------------------------------------------------------
+
+def _as_per_seed(metrics: Mapping[str, Any]) -> tuple[dict[str, np.ndarray], int, int]:
+    """``{name: [S, U] float64}`` of the scalar-per-update metrics, with S and U."""
+    arrays = {name: np.asarray(value) for name, value in metrics.items()}
+    reference = arrays.get("episode_return")
+    if reference is None:
+        scalar = [a for a in arrays.values() if a.ndim in (1, 2)]
+        if not scalar:
+            raise ValueError("metrics hold no [seeds, updates] or [updates] arrays to diagnose.")
+        reference = scalar[0]
+    if reference.ndim not in (1, 2):
+        raise ValueError(f"metrics must be [seeds, updates] or [updates]; episode_return has shape {reference.shape}.")
+    single = reference.ndim == 1
+    per_seed: dict[str, np.ndarray] = {}
+    for name, array in arrays.items():
+        if single:
+            array = array[None]
+        if array.ndim != 2 or array.shape != (1 if single else reference.shape[0], reference.shape[-1]):
+            continue  # per-action histograms and other vector metrics are not read
+        per_seed[name] = array.astype(np.float64)
+    num_seeds, num_updates = (1, reference.shape[0]) if single else reference.shape
+    return per_seed, int(num_seeds), int(num_updates)
+
+
+def _learning_mask(per_seed: Mapping[str, np.ndarray], config: Any, seed: int, num_updates: int) -> np.ndarray:
+    learning = per_seed.get("learning")
+    if learning is not None:
+        return learning[seed] > 0
+    starts = getattr(config, "learning_starts", None)
+    steps = getattr(config, "steps_per_update", None)
+    if starts is not None and steps:
+        return np.arange(1, num_updates + 1) * steps >= starts
+    return np.ones(num_updates, dtype=bool)
+
+
+def _return_valid(per_seed: Mapping[str, np.ndarray], seed: int, num_updates: int) -> np.ndarray:
+    completed = per_seed.get("episodes_completed")
+    returns = per_seed.get("episode_return")
+    if returns is None:
+        return np.zeros(num_updates, dtype=bool)
+    finite = np.isfinite(returns[seed])
+    if completed is None:
+        return finite
+    return (np.cumsum(np.nan_to_num(completed[seed])) > 0) & finite
+
+
+def _seed_context(per_seed: Mapping[str, np.ndarray], seed: int, num_updates: int, config: Any, facts: EnvFacts,
+                  thresholds: Thresholds) -> _Context:
+    series = {name: values[seed] for name, values in per_seed.items()}
+    valid = _return_valid(per_seed, seed, num_updates)
+    returns = series.get("episode_return", np.full(num_updates, np.nan))
+    window = max(1, int(thresholds.smoothing_fraction * num_updates))
+    smoothed = _moving_mean(np.where(valid, returns, np.nan), window)
+    smoothed = np.where(valid, smoothed, np.nan)
+    return _Context(series, config, facts, thresholds, num_updates, _learning_mask(per_seed, config, seed, num_updates),
+                    valid, smoothed)
+
+
+def final_returns(metrics: Mapping[str, Any], final_fraction: float = Thresholds.final_fraction) -> np.ndarray:
+    """Per seed, the mean ``episode_return`` over the last ``final_fraction`` of updates that had a
+    finished episode (NaN for a seed that never finished one), ``[S]``."""
+    per_seed, num_seeds, num_updates = _as_per_seed(metrics)
+    out = np.full(num_seeds, np.nan)
+    for seed in range(num_seeds):
+        valid = _return_valid(per_seed, seed, num_updates)
+        values = per_seed["episode_return"][seed][valid] if "episode_return" in per_seed else np.array([])
+        if values.size:
+            out[seed] = float(np.mean(values[-max(1, int(math.ceil(final_fraction * values.size))):]))
+    return out
+
+
+def diagnose(metrics: Mapping[str, Any], config: Any, thresholds: Optional[Thresholds] = None) -> Diagnosis:
+    """Runs every detector on every seed of ``metrics`` and returns the ``Diagnosis``.
+
+    ``metrics`` maps names to ``[S, U]`` arrays (or ``[U]`` for one seed), numpy or jax, as returned by
+    ``jaxppo.train`` or stored in a run's ``metrics_per_seed.npz``; ``config`` is the run's
+    ``PPOConfig`` / ``DQNConfig`` (gamma, env, algorithm and the fields that a fix would change).
+    Missing metrics (older runs) silence the detectors that need them; nothing is trained.
+    """
+    thresholds = thresholds or Thresholds()
+    per_seed, num_seeds, num_updates = _as_per_seed(metrics)
+    facts = env_facts(config)
+    finals = final_returns(metrics, thresholds.final_fraction) if "episode_return" in per_seed else np.full(num_seeds, np.nan)
+    seeds = []
+    for seed in range(num_seeds):
+        ctx = _seed_context(per_seed, seed, num_updates, config, facts, thresholds)
+        findings = []
+        if num_updates > 0:
+            for _, detector in _DETECTORS:
+                finding = detector(ctx)
+                if finding is not None:
+                    findings.append(finding)
+        findings.sort(key=lambda f: (f.start_update, PATHOLOGIES.index(f.name)))
+        final = float(finals[seed]) if math.isfinite(finals[seed]) else None
+        solved = None if (final is None or facts.solved_return is None) else bool(final >= facts.solved_return)
+        seeds.append(SeedDiagnosis(seed, tuple(findings), _phases(ctx) if num_updates else (), final, solved))
+    counts = {name: sum(any(f.name == name for f in s.findings) for s in seeds) for name in PATHOLOGIES}
+    healthy = np.array([s.healthy for s in seeds], dtype=bool)
+    return Diagnosis(num_seeds, tuple(seeds), counts, healthy, getattr(config, "env", ""),
+                     getattr(config, "algorithm", ""), facts.solved_return)

@@ -1,0 +1,288 @@
+"""Diagnosis: every detector fires on a run that shows its pathology and stays quiet on healthy ones.
+
+Hand-built metric arrays pin the edge cases (NaN, one update, a seed that never finishes an episode,
+single-seed input, unknown environments); short real runs, produced by config alone, pin the
+detectors against the failures they are named after (a learning rate of 1e-8 freezes the policy;
+raw Pendulum returns swamp the shared gradient clip; Huber DQN on CartPole diverges).
+"""
+
+from __future__ import annotations
+
+import json
+import types
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxppo
+from jaxppo import DQNConfig, PPOConfig
+from jaxppo.diagnose import ENV_FACTS, PATHOLOGIES, Thresholds, diagnose, env_facts, final_returns
+
+U = 200
+
+
+def healthy_ppo_metrics(num_seeds: int = 3, num_updates: int = U, seed: int = 0) -> dict[str, np.ndarray]:
+    """Metrics shaped like a healthy CartPole PPO run: return rises to 500, the critic learns, KL ~1e-3."""
+    rng = np.random.default_rng(seed)
+    t = np.linspace(0.0, 1.0, num_updates)
+    rise = np.clip(t / 0.6, 0, 1)
+    shape = (num_seeds, num_updates)
+    return {
+        "episode_return": 22 + 478 * rise + rng.normal(0, 10, shape),
+        "episodes_completed": np.full(shape, 3.0),
+        "value_loss": 20 * np.exp(-3 * t) + rng.uniform(0.5, 1.5, shape),
+        "return_std": np.full(shape, 15.0),
+        "explained_variance": np.clip(0.2 + t, 0, 0.95) + rng.normal(0, 0.02, shape),
+        "approx_kl": rng.uniform(5e-4, 5e-3, shape),
+        "clip_fraction": rng.uniform(0.02, 0.15, shape),
+        "entropy": np.log(2) * (1 - 0.5 * t) + rng.normal(0, 0.01, shape),
+        "grad_norm": rng.uniform(0.3, 2.0, shape),
+        "grad_clip_ratio": rng.uniform(0.3, 1.0, shape),
+        "value_clip_fraction": rng.uniform(0.0, 0.3, shape),
+        "nonfinite_updates": np.zeros(shape),
+    }
+
+
+def flagged(diagnosis, name: str) -> list[int]:
+    return [int(i) for i in np.flatnonzero(diagnosis.flagged(name))]
+
+
+# Hand-built metric arrays ---------------------------------------------------------------------------
+
+def test_healthy_metrics_have_no_findings_and_the_diagnosis_is_json_safe():
+    diagnosis = diagnose(healthy_ppo_metrics(), PPOConfig())
+    assert diagnosis.num_seeds == 3 and diagnosis.healthy.tolist() == [True] * 3
+    assert set(diagnosis.counts) == set(PATHOLOGIES) and sum(diagnosis.counts.values()) == 0
+    assert all(seed.solved for seed in diagnosis.seeds)
+    assert [p.name for p in diagnosis.seeds[0].phases] == ["learning", "plateau"]
+    json.dumps(diagnosis.to_dict(), allow_nan=False)
+
+
+def test_nan_metric_and_skipped_updates_are_flagged_where_they_began():
+    metrics = healthy_ppo_metrics()
+    metrics["value_loss"][1, 120] = np.nan
+    metrics["nonfinite_updates"][2, 80:] = 3.0  # cumulative count: first skip during update 81
+    diagnosis = diagnose(metrics, PPOConfig())
+    assert flagged(diagnosis, "nonfinite") == [1, 2]
+    assert diagnosis.seeds[1].findings[0].start_update == 121
+    assert diagnosis.seeds[1].findings[0].evidence["nonfinite_metric_updates"] == {"value_loss": 1}
+    assert diagnosis.seeds[2].findings[0].start_update == 81
+    assert diagnosis.seeds[2].findings[0].evidence["skipped_updates"] == 3.0
+    json.dumps(diagnosis.to_dict(), allow_nan=False)
+
+
+def test_a_single_update_is_diagnosed_without_error():
+    metrics = {name: values[:, :1] for name, values in healthy_ppo_metrics().items()}
+    diagnosis = diagnose(metrics, PPOConfig())
+    assert diagnosis.healthy.all()
+    assert [(p.start_update, p.end_update) for p in diagnosis.seeds[0].phases] == [(1, 1)]
+
+
+def test_a_seed_that_never_finishes_an_episode_has_no_return_judgement():
+    metrics = healthy_ppo_metrics(num_seeds=2)
+    metrics["episodes_completed"][0] = 0.0
+    metrics["episode_return"][0] = 0.0  # carried forward from before the first episode
+    diagnosis = diagnose(metrics, PPOConfig())
+    seed = diagnosis.seeds[0]
+    assert seed.final_return is None and seed.solved is None and seed.phases == ()
+    assert not {"no_learning", "policy_collapse", "entropy_collapse"} & {f.name for f in seed.findings}
+    assert np.isnan(final_returns(metrics)[0]) and final_returns(metrics)[1] > 400
+    json.dumps(diagnosis.to_dict(), allow_nan=False)
+
+
+def test_one_seed_input_jax_arrays_and_missing_metrics():
+    metrics = healthy_ppo_metrics(num_seeds=1)
+    metrics["episode_return"][0, 120:] = 30.0  # collapsed
+    metrics = {name: values.astype(np.float32) for name, values in metrics.items()}  # what jax holds
+    as_one_seed = diagnose({k: jnp.asarray(v[0]) for k, v in metrics.items()}, PPOConfig())
+    as_batch = diagnose(metrics, PPOConfig())
+    assert as_one_seed.num_seeds == 1
+    assert as_one_seed.to_dict()["seeds"] == as_batch.to_dict()["seeds"]
+    assert flagged(as_one_seed, "policy_collapse") == [0]
+    # A run from before most diagnostics existed: returns only.
+    only_returns = diagnose({"episode_return": metrics["episode_return"]}, PPOConfig())
+    assert flagged(only_returns, "policy_collapse") == [0]
+
+
+def test_policy_collapse_phases_and_no_learning():
+    metrics = healthy_ppo_metrics(num_seeds=3)
+    rng = np.random.default_rng(1)
+    metrics["episode_return"][1, 130:] = 40 + rng.normal(0, 5, U - 130)  # peak 500, then down for good
+    metrics["episode_return"][2] = 22 + rng.normal(0, 5, U)  # never leaves the random level
+    diagnosis = diagnose(metrics, PPOConfig())
+    assert flagged(diagnosis, "policy_collapse") == [1]
+    assert flagged(diagnosis, "no_learning") == [2]
+    collapse = diagnosis.seeds[1].findings[0]
+    assert 125 <= collapse.start_update <= 135 and collapse.evidence["peak_return"] > 450
+    assert [p.name for p in diagnosis.seeds[1].phases][-1] == "collapse"
+    assert [p.name for p in diagnosis.seeds[2].phases] == ["flat"]
+    assert collapse.suggestion == () and "no single config change" in collapse.cause
+
+
+def test_a_transient_dip_that_recovers_is_not_a_collapse():
+    metrics = healthy_ppo_metrics(num_seeds=1)
+    metrics["episode_return"][0, 140:160] = 100.0
+    assert diagnose(metrics, PPOConfig()).healthy.all()
+
+
+def dqn_metrics(q_max: np.ndarray, agreement: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    num_seeds, num_updates = q_max.shape
+    learning = np.zeros_like(q_max)
+    learning[:, 20:] = 1.0
+    return {
+        "episode_return": np.tile(np.linspace(20, 480, num_updates), (num_seeds, 1)),
+        "episodes_completed": np.ones_like(q_max),
+        "q_max": q_max * learning, "q_min": 0.5 * q_max * learning,
+        "greedy_agreement": (np.full_like(q_max, 0.95) if agreement is None else agreement) * learning,
+        "grad_norm": np.ones_like(q_max) * learning, "grad_clip_ratio": learning.copy(),
+        "learning": learning,
+    }
+
+
+def test_q_divergence_against_the_reward_bound_and_its_suggestion():
+    t = np.arange(U)
+    q_max = np.stack([np.minimum(1.5 * t, 250.0),  # healthy: overshoots the bound 100 a little
+                      np.where(t > 100, 10.0 ** (2 + (t - 100) / 20), 80.0)])  # exponential after update 100
+    diagnosis = diagnose(dqn_metrics(q_max), DQNConfig())
+    assert flagged(diagnosis, "q_divergence") == [1]
+    finding = diagnosis.seeds[1].findings[0]
+    assert finding.evidence["q_bound"] == pytest.approx(100.0)
+    assert 100 < finding.start_update <= 125
+    assert finding.suggestion == ("td_target_clip=100",)
+    # With the target clipped at the bound already, no clip is suggested again.
+    clipped = diagnose(dqn_metrics(q_max), DQNConfig(td_target_clip=100.0))
+    assert clipped.seeds[1].findings[0].suggestion == ()
+
+
+def test_q_divergence_without_a_known_bound_uses_growth():
+    config = types.SimpleNamespace(env="SomeEnv-v0", algorithm="dqn", gamma=0.99)
+    t = np.arange(U)
+    q_max = np.stack([np.full(U, 3.0), np.where(t > 100, 3.0 * 10.0 ** ((t - 100) / 15), 3.0)])
+    diagnosis = diagnose(dqn_metrics(q_max), config)
+    assert flagged(diagnosis, "q_divergence") == [1]
+    assert diagnosis.seeds[1].findings[0].suggestion == ()
+
+
+def test_greedy_drift_needs_a_plateau_then_a_lasting_fall():
+    t = np.arange(U)
+    agreement = np.stack([np.full(U, 0.9), np.where(t < 120, 0.9, 0.2), np.where((t > 100) & (t < 120), 0.3, 0.9)])
+    q_max = np.full((3, U), 50.0)
+    diagnosis = diagnose(dqn_metrics(q_max, agreement), DQNConfig())
+    assert flagged(diagnosis, "greedy_drift") == [1]
+
+
+def test_reward_scale_scales_the_known_return_levels():
+    facts = ENV_FACTS["CartPole-v1"]
+    config = types.SimpleNamespace(env="CartPole-v1", algorithm="ppo", gamma=0.99, env_reward_scale=1000.0)
+    scaled = env_facts(config)
+    assert scaled.solved_return == facts.solved_return * 1000 and scaled.random_return == facts.random_return * 1000
+    assert scaled.reward_high == 1000.0
+    metrics = healthy_ppo_metrics()
+    metrics["episode_return"] *= 1000.0
+    assert diagnose(metrics, config).healthy.all()
+    assert flagged(diagnose(metrics, PPOConfig()), "no_learning") == []  # unscaled config: 1000x is still "learning"
+
+
+def test_thresholds_are_overridable():
+    metrics = healthy_ppo_metrics(num_seeds=1)
+    metrics["explained_variance"][0, 50:120] = -0.6
+    assert diagnose(metrics, PPOConfig()).healthy.all()  # -0.6 is above the default -1
+    strict = diagnose(metrics, PPOConfig(), Thresholds(useless_explained_variance=-0.5))
+    assert flagged(strict, "critic_useless") == [0]
+    assert strict.seeds[0].findings[0].start_update == 51
+    with pytest.raises(Exception):
+        Thresholds().q_bound_factor = 3.0  # frozen
+
+
+def test_public_api():
+    assert jaxppo.diagnose is diagnose and jaxppo.Thresholds is Thresholds
+    assert {"diagnose", "Diagnosis", "Thresholds", "stats"} <= set(jaxppo.__all__)
+    assert {"value_loss_stuck", "value_loss_explosion", "frozen_policy", "critic_useless", "policy_collapse",
+            "q_divergence", "greedy_drift", "entropy_collapse", "no_learning", "gradient_explosion",
+            "nonfinite"} <= set(PATHOLOGIES)
+
+
+# Real runs, produced by config alone ------------------------------------------------------------------
+
+def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
+    from jaxppo import cli
+
+    code = cli.main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.fixture(scope="module")
+def frozen_run(tmp_path_factory):
+    """Report 001 by config: CartPole with learning rate 1e-8, 3 seeds x 60 updates, as a run directory."""
+    from jaxppo import apply_overrides, load_config, runner
+
+    config = apply_overrides(load_config("ppo_cartpole"), [
+        "learning_rate=1e-8", "num_envs=4", "num_steps=32", "total_timesteps=7680", "num_epochs=2",
+        "num_minibatches=2", "run.updates_per_chunk=30", "run.eval_interval=0", "run.checkpoint_every_chunks=2"])
+    run_dir = str(tmp_path_factory.mktemp("runs") / "frozen")
+    result = runner.train_run(config, run_dir, num_seeds=3, progress=False, echo=lambda _: None)
+    return config, run_dir, result
+
+
+def test_learning_rate_1e8_freezes_the_policy_and_the_suggestion_restores_the_default(frozen_run):
+    config, _, result = frozen_run
+    diagnosis = diagnose(result.metrics, config)
+    assert flagged(diagnosis, "frozen_policy") == [0, 1, 2]
+    assert flagged(diagnosis, "no_learning") == [0, 1, 2]
+    for seed in diagnosis.seeds:
+        frozen = next(f for f in seed.findings if f.name == "frozen_policy")
+        assert frozen.evidence["approx_kl_median"] < 1e-6
+        assert seed.primary.name == "frozen_policy"
+        assert seed.suggestion == (f"learning_rate={PPOConfig().learning_rate:g}",)
+
+
+def test_run_summary_reports_the_diagnosis_and_the_iqm_with_its_interval(frozen_run):
+    _, run_dir, result = frozen_run
+    with open(f"{run_dir}/summary.json") as handle:
+        summary = json.load(handle)
+    assert summary == json.loads(json.dumps(result.summary))
+    final = summary["final_return"]
+    low, high = final["iqm_ci"]
+    assert low <= final["iqm"] <= high and final["num_solved"] == 0 and final["solved_threshold"] == 475.0
+    diagnosis = summary["diagnosis"]
+    assert diagnosis["num_healthy"] == 0 and diagnosis["counts"]["frozen_policy"] == 3
+    assert [w["primary"] for w in diagnosis["worst_seeds"]] == ["frozen_policy"] * 3
+
+
+def test_diagnose_cli_text_json_and_bad_input(frozen_run, capsys, tmp_path):
+    import shutil
+
+    _, run_dir, _ = frozen_run
+    code, out, err = run_cli(capsys, "diagnose", run_dir, "--seed", "1")
+    assert code == 0, err
+    assert "frozen_policy  3/3" in out and "seed 1: final return" in out and "phases" in out
+    assert f"--set learning_rate={PPOConfig().learning_rate:g}" in out and "likely cause: frozen_policy" in out
+    code, out, err = run_cli(capsys, "diagnose", run_dir, "--json")
+    data = json.loads(out)
+    assert code == 0 and data["counts"]["frozen_policy"] == 3 and data["chosen_seed"] in (0, 1, 2)
+    assert "--set learning_rate=" in data["command"]
+    # A run written before diagnosis existed: only config.yaml, run.json and the metrics.
+    old = tmp_path / "old_run"
+    old.mkdir()
+    for name in ("config.yaml", "run.json", "metrics_per_seed.npz"):
+        shutil.copy(f"{run_dir}/{name}", old / name)
+    code, out_old, err = run_cli(capsys, "diagnose", str(old), "--json")
+    assert code == 0, err
+    assert json.loads(out_old)["seeds"] == data["seeds"]
+    for argv, fragment in ((["diagnose", run_dir, "--seed", "3"], "out of range"),
+                           (["diagnose", str(tmp_path / "missing")], "does not exist")):
+        code, _, err = run_cli(capsys, *argv)
+        lines = [line for line in err.splitlines() if line.strip()]
+        assert code == 2 and len(lines) == 1 and lines[0].startswith("jaxppo: error: ") and fragment in lines[0]
+
+
+def test_diagnostics_plot_marks_where_pathologies_begin(frozen_run):
+    from jaxppo import runner
+
+    config, run_dir, result = frozen_run
+    starts = runner._pathology_starts(result.metrics, config)
+    assert set(starts) == {"frozen_policy", "no_learning"} and starts["frozen_policy"][1] == 3
+    with open(f"{run_dir}/diagnostics.png", "rb") as handle:
+        assert handle.read(8) == b"\x89PNG\r\n\x1a\n"

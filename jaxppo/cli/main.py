@@ -21,7 +21,7 @@ from jaxppo.run_io import RunInputError
 __all__ = ["main", "build_parser", "VERBS"]
 
 # Order is the order of `jaxppo --help`.
-VERBS = ("train", "eval", "plot", "diagnose")
+VERBS = ("train", "eval", "plot", "diagnose", "lab")
 
 _DESCRIPTION = """\
 Train PPO / DQN as compiled, seed-vmapped JAX programs, then evaluate and plot the runs.
@@ -32,6 +32,7 @@ Train PPO / DQN as compiled, seed-vmapped JAX programs, then evaluate and plot t
   jaxppo eval runs/NAME --episodes 32       greedy evaluation of the saved policy
   jaxppo plot runs/NAME                     redraw learning_curve.png and diagnostics.png
   jaxppo diagnose runs/NAME                 which seeds went wrong, when, why, and what to change
+  jaxppo lab seed000 --seeds 64             failure rates, returns and throughput of a grid of variants
 """
 
 

@@ -142,7 +142,7 @@ def test_bundled_configs_ship_in_the_wheel_and_are_found_there():
         setuptools_table = tomllib.load(handle)["tool"]["setuptools"]
     assert setuptools_table["package-dir"]["jaxppo.bundled_configs"] == "configs"
     assert "jaxppo.bundled_configs" in setuptools_table["packages"]
-    assert setuptools_table["package-data"]["jaxppo.bundled_configs"] == ["*.yaml"]
+    assert setuptools_table["package-data"]["jaxppo.bundled_configs"] == ["*.yaml", "lab/*.yaml"]
     # The package list is explicit (package-dir needs it), so every subpackage on disk must be in it.
     on_disk = {os.path.relpath(root, REPO).replace(os.sep, ".") for root, _, files in os.walk(os.path.join(REPO, "jaxppo"))
                if "__init__.py" in files}

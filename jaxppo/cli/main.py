@@ -50,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of the ``jaxppo`` console script; returns the exit status."""
     parser = build_parser()
+    args = None
     try:
         args = parser.parse_args(argv)
         if args.command is None:
@@ -61,6 +62,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"jaxppo: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("jaxppo: interrupted; continue with 'jaxppo train --resume DIR' from the last checkpoint.",
-              file=sys.stderr)
+        hint = ("run the same 'jaxppo lab' command again to resume at the unfinished cell"
+                if getattr(args, "command", None) == "lab" else
+                "continue with 'jaxppo train --resume DIR' from the last checkpoint")
+        print(f"jaxppo: interrupted; {hint}.", file=sys.stderr)
         return 130

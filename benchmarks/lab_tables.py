@@ -1,0 +1,167 @@
+"""Regenerate the README's lab tables from the lab's results.json files (never typed by hand).
+
+    python benchmarks/lab_tables.py                 # rewrite README.md between the lab markers
+    python benchmarks/lab_tables.py --print         # print the tables instead
+
+Reads ``docs/lab/<grid>/results.json`` as ``jaxppo lab`` writes them and builds three tables:
+per seed report, the failure rate (share of seeds with any pathology) with the failure config and
+with its fix; the reward-scale table; the throughput cost of each control. A grid that has not been
+run yet is listed as such.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any, Optional
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BEGIN, END = "<!-- lab-tables:begin -->", "<!-- lab-tables:end -->"
+REPORTS = [("seed000", "000"), ("seed001", "001"), ("seed002", "002"), ("seed003", "003"), ("seed004", "004")]
+
+
+def load(lab_dir: str, grid: str) -> Optional[dict]:
+    path = os.path.join(lab_dir, grid, "results.json")
+    if not os.path.exists(path):
+        return None
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def fmt(value: Optional[float]) -> str:
+    if value is None:
+        return "n/a"
+    if value != 0 and (abs(value) >= 1e5 or abs(value) < 1e-2):
+        return f"{value:.2e}"
+    return f"{value:.0f}" if abs(value) >= 100 else f"{value:.3g}"
+
+
+def failure_rate(record: dict) -> str:
+    healthy = sum(record["per_seed"]["healthy"])
+    failed = record["num_seeds"] - healthy
+    return f"{100 * failed / record['num_seeds']:.0f}% ({failed}/{record['num_seeds']})"
+
+
+def main_pathologies(record: dict, top: int = 2) -> str:
+    ranked = sorted(((v, k) for k, v in record["pathology_seeds"].items() if v > 0), reverse=True)[:top]
+    return ", ".join(f"{name} {count}" for count, name in ranked) or "none"
+
+
+def iqm(record: dict) -> str:
+    final = record["final_return"]
+    low, high = final.get("iqm_ci") or [None, None]
+    return f"{fmt(final.get('iqm'))} [{fmt(low)}, {fmt(high)}]"
+
+
+def budget(results: dict) -> str:
+    steps = sorted({c["env_steps_per_seed"] for c in results["cells"]})
+    return "/".join(f"{s / 1000:g}k" for s in steps)
+
+
+def report_table(lab_dir: str) -> list[str]:
+    lines = ["| report | variant | env (reward scale) | seeds x env steps | failure rate | main pathologies (seeds) "
+             "| final return IQM [95% CI] | env steps/s (vs failure) |", "|---|---|---|---|---|---|---|---|"]
+    for grid, report in REPORTS:
+        results = load(lab_dir, grid)
+        if results is None or not results["cells"]:
+            lines.append(f"| {report} | not run yet (`jaxppo lab {grid}`) | | | | | | |")
+            continue
+        cells = results["cells"]
+        failure_speed = {(c["env"], c["reward_scale"]): c["env_steps_per_s"] for c in cells if c["variant"] == "failure"}
+        for record in cells:
+            key = (record["env"], record["reward_scale"])
+            reference = failure_speed.get(key)
+            speed = f"{record['env_steps_per_s']:,.0f}"
+            if reference and record["variant"] != "failure":
+                speed += f" ({record['env_steps_per_s'] / reference:.2f}x)"
+            lines.append(
+                f"| [{report}](docs/lab/{grid}/results.md) | {record['variant']} | {record['env']} "
+                f"(x{record['reward_scale']:g}) | {record['num_seeds']} x {record['env_steps_per_seed'] / 1000:g}k "
+                f"| {failure_rate(record)} | {main_pathologies(record)} | {iqm(record)} | {speed} |")
+    return lines
+
+
+def reward_scale_table(lab_dir: str) -> list[str]:
+    results = load(lab_dir, "reward_scale")
+    if results is None or not results["cells"]:
+        return ["Not run yet: `jaxppo lab reward_scale --out docs/lab/reward_scale`."]
+    scales = sorted({c["reward_scale"] for c in results["cells"]})
+    lines = [f"Share of healthy seeds, and final return IQM in the env's units, {results['grid']['num_seeds']} seeds x "
+             f"{budget(results)} env steps ([full table](docs/lab/reward_scale/results.md)):", "",
+             "| variant | env | " + " | ".join(f"reward x{s:g}" for s in scales) + " |",
+             "|---|---|" + "---|" * len(scales)]
+    rows: dict[tuple, dict] = {}
+    for record in results["cells"]:
+        rows.setdefault((record["variant"], record["env"]), {})[record["reward_scale"]] = record
+    for (variant, env), by_scale in rows.items():
+        cells = []
+        for scale in scales:
+            record = by_scale.get(scale)
+            cells.append("n/a" if record is None else
+                         f"{100 * record['healthy_share']:.0f}% healthy, {fmt(record['final_return'].get('iqm'))}")
+        lines.append(f"| {variant} | {env} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def control_cost_table(lab_dir: str) -> list[str]:
+    results = load(lab_dir, "implementation_details")
+    if results is None or not results["cells"]:
+        return ["Not run yet: `jaxppo lab implementation_details --out docs/lab/implementation_details`."]
+    reference = {c["env"]: c for c in results["cells"] if c["variant"] == "all_on"}
+    lines = [f"Each control turned off alone from `all_on` (PureJaxRL's PPO plus observation normalisation), "
+             f"{results['grid']['num_seeds']} seeds x {budget(results)} env steps; throughput is the whole "
+             "seed-vmapped program's ([full table](docs/lab/implementation_details/results.md)):", "",
+             "| variant | env | env steps/s | vs all_on | healthy | final return IQM [95% CI] |",
+             "|---|---|---|---|---|---|"]
+    for record in results["cells"]:
+        base = reference.get(record["env"])
+        ratio = f"{record['env_steps_per_s'] / base['env_steps_per_s']:.2f}x" if base else "n/a"
+        lines.append(f"| {record['variant']} | {record['env']} | {record['env_steps_per_s']:,.0f} | {ratio} | "
+                     f"{100 * record['healthy_share']:.0f}% | {iqm(record)} |")
+    return lines
+
+
+def tables(lab_dir: str) -> str:
+    lines = ["Generated by `python benchmarks/lab_tables.py` from `docs/lab/*/results.json`; "
+             "[docs/lab.md](docs/lab.md) says how to read them. A seed fails when `jaxppo.diagnose` finds any "
+             "pathology in it.", "", "**Seed reports: failure rate with the failure config and with its fix**", ""]
+    lines += report_table(lab_dir)
+    lines += ["", "**Reward scale: the default config against the peers' usual settings**", ""]
+    lines += reward_scale_table(lab_dir)
+    lines += ["", "**Throughput cost of each control**", ""]
+    lines += control_cost_table(lab_dir)
+    return "\n".join(lines) + "\n"
+
+
+def rewrite_readme(readme: str, text: str) -> str:
+    if BEGIN not in readme or END not in readme:
+        raise SystemExit(f"README.md has no {BEGIN} ... {END} section to rewrite.")
+    head, rest = readme.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    return f"{head}{BEGIN}\n{text}{END}{tail}"
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--lab-dir", default=os.path.join(ROOT, "docs", "lab"))
+    parser.add_argument("--readme", default=os.path.join(ROOT, "README.md"))
+    parser.add_argument("--print", action="store_true", help="print the tables, do not touch README.md")
+    args = parser.parse_args(argv)
+    text = tables(args.lab_dir)
+    if args.print:
+        sys.stdout.write(text)
+        return 0
+    with open(args.readme, encoding="utf-8") as handle:
+        readme = handle.read()
+    sys.path.insert(0, ROOT)
+    from jaxppo.run_io import atomic_write_text
+
+    atomic_write_text(args.readme, rewrite_readme(readme, text))
+    print(f"rewrote the lab tables in {args.readme}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,212 @@
+"""The stability lab: a tiny grid end to end, resume after a crash, every shipped grid, bad grid input."""
+
+from __future__ import annotations
+
+import glob
+import json
+import math
+import os
+import shutil
+
+import numpy as np
+import pytest
+import yaml
+
+from jaxppo import cli, lab
+from jaxppo import config as config_module
+from jaxppo.config import configs_dir as real_configs_dir
+from jaxppo.diagnose import PATHOLOGIES, diagnose
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY_OVERRIDES = {"num_envs": 2, "num_steps": 16, "total_timesteps": 640, "num_epochs": 1, "num_minibatches": 2,
+                  "hidden_sizes": [8]}
+
+
+def write_grid(folder, **fields) -> str:
+    data = {"base": "ppo", "seeds": 2, "overrides": dict(TINY_OVERRIDES),
+            "variants": {"plain": {}, "clipped": {"value_clipping": "absolute"}}}
+    data.update(fields)
+    path = os.path.join(str(folder), "grid.yaml")
+    with open(path, "w", encoding="utf-8") as handle:
+        yaml.safe_dump(data, handle, sort_keys=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def interrupted_then_resumed(tmp_path_factory):
+    """A 2-variant x 2-seed grid whose first run dies after its first cell, then is run again."""
+    folder = tmp_path_factory.mktemp("lab")
+    grid = lab.load_grid(write_grid(folder))
+    out_dir = str(folder / "out")
+    real_train_group = lab._train_group
+    trained: list[list[str]] = []
+
+    def dies_on_the_second_program(configs, keys):
+        if len(trained) == 1:
+            raise RuntimeError("killed")
+        trained.append([c.value_clipping for c in configs])
+        return real_train_group(configs, keys)
+
+    lab._train_group = dies_on_the_second_program
+    try:
+        with pytest.raises(RuntimeError, match="killed"):
+            lab.run(grid, out_dir=out_dir, progress=False)
+    finally:
+        lab._train_group = real_train_group
+    with open(os.path.join(out_dir, lab.RESULTS_FILE), encoding="utf-8") as handle:
+        after_crash = json.load(handle)
+
+    resumed: list[list[str]] = []
+
+    def counting(configs, keys):
+        resumed.append([c.value_clipping for c in configs])
+        return real_train_group(configs, keys)
+
+    lab._train_group = counting
+    try:
+        results = lab.run(grid, out_dir=out_dir, progress=False)
+    finally:
+        lab._train_group = real_train_group
+    return {"grid": grid, "out_dir": out_dir, "trained": trained, "after_crash": after_crash, "resumed": resumed,
+            "results": results}
+
+
+def recompute_final_return(metrics: dict, scale: float) -> np.ndarray:
+    """Numpy loop: per seed, mean return over the last 10% (rounded up) of updates from the first finished episode."""
+    out = []
+    for seed in range(metrics["episode_return"].shape[0]):
+        valid = np.cumsum(metrics["episodes_completed"][seed]) > 0
+        values = metrics["episode_return"][seed][valid]
+        out.append(values[-math.ceil(0.1 * values.size):].mean() / scale)
+    return np.array(out)
+
+
+def test_a_killed_lab_keeps_finished_cells_and_resumes_at_the_cell_it_was_on(interrupted_then_resumed):
+    run = interrupted_then_resumed
+    assert run["trained"] == [["off"]]  # the first cell trained, then the lab died on the second
+    assert [c["variant"] for c in run["after_crash"]["cells"]] == ["plain"]
+    assert run["resumed"] == [["absolute"]]  # only the unfinished cell is trained again
+    first_before = run["after_crash"]["cells"][0]
+    first_after = run["results"]["cells"][0]
+    assert first_after["finished_utc"] == first_before["finished_utc"]
+    assert first_after["per_seed"] == first_before["per_seed"]
+    assert [c["variant"] for c in run["results"]["cells"]] == ["plain", "clipped"]
+
+
+def test_tiny_grid_tables_match_a_recomputation_from_the_saved_per_seed_metrics(interrupted_then_resumed):
+    run = interrupted_then_resumed
+    out_dir, grid = run["out_dir"], run["grid"]
+    for name in (lab.RESULTS_FILE, lab.MARKDOWN_FILE, lab.THROUGHPUT_PNG, lab.CURVES_PNG, lab.PATHOLOGIES_PNG):
+        assert os.path.getsize(os.path.join(out_dir, name)) > 0, name
+    with open(os.path.join(out_dir, lab.RESULTS_FILE), encoding="utf-8") as handle:
+        results = json.load(handle)
+    with open(os.path.join(out_dir, lab.MARKDOWN_FILE), encoding="utf-8") as handle:
+        markdown = handle.read()
+    assert results == json.loads(json.dumps(run["results"]))
+    for cell, record in zip(grid.cells, results["cells"]):
+        with np.load(os.path.join(out_dir, lab.CELLS_DIR, cell.file_stem + ".npz")) as data:
+            metrics = {k: data[k] for k in data.files}
+        assert metrics["episode_return"].shape == (2, cell.config.num_updates)
+        finals = recompute_final_return(metrics, cell.reward_scale)
+        final = record["final_return"]
+        # With 2 seeds the interquartile mean keeps both (floor(2/4) = 0 cut from each end).
+        assert final["iqm"] == pytest.approx(np.mean(finals), rel=1e-6)
+        assert final["median"] == pytest.approx(np.median(finals), rel=1e-6)
+        assert final["min"] == pytest.approx(finals.min(), rel=1e-6)
+        assert final["worst_seed"] == int(np.argmin(finals))
+        assert final["iqm_ci"][0] <= final["iqm"] <= final["iqm_ci"][1]
+        assert final["iqm_ci"][0] >= finals.min() - 1e-6 and final["iqm_ci"][1] <= finals.max() + 1e-6
+        healthy = diagnose(metrics, cell.config).healthy
+        assert record["healthy_share"] == pytest.approx(np.mean(healthy))
+        assert record["per_seed"]["healthy"] == [bool(h) for h in healthy]
+        counts = diagnose(metrics, cell.config).counts
+        assert set(record["pathology_share"]) == set(PATHOLOGIES)
+        for name in PATHOLOGIES:
+            assert record["pathology_share"][name] == pytest.approx(counts[name] / 2)
+        steps = cell.config.num_updates * cell.config.steps_per_update * 2
+        assert record["env_steps_per_s"] == pytest.approx(steps / record["run_s"])
+        assert record["compile_s"] > 0
+        # The Markdown row shows the same numbers.
+        row = next(line for line in markdown.splitlines() if line.startswith(f"| {cell.variant} | CartPole-v1 |"))
+        assert f"{100 * np.mean(healthy):.0f}% ({int(np.sum(healthy))}/2)" in row
+        assert lab._fmt(float(np.mean(finals))) in row and f"(#{int(np.argmin(finals))})" in row
+        assert f"{record['env_steps_per_s']:,.0f}" in row
+
+
+def grid_paths() -> list[str]:
+    return sorted(glob.glob(os.path.join(REPO, "configs", "lab", "*.yaml")))
+
+
+def test_the_shipped_grids_exist_for_every_report_and_question():
+    names = {os.path.basename(p)[:-5] for p in grid_paths()}
+    assert {"seed000", "seed001", "seed002", "seed003", "seed004", "reward_scale", "implementation_details"} <= names
+
+
+@pytest.mark.parametrize("path", grid_paths(), ids=lambda p: os.path.basename(p))
+def test_every_shipped_grid_builds_all_its_cells(path):
+    grid = lab.load_grid(path)
+    with open(path, encoding="utf-8") as handle:
+        data = yaml.safe_load(handle)
+    scales = data.get("reward_scales") or [1.0]
+    assert len(grid.cells) == len(data["variants"]) * len(grid.envs) * len(scales)
+    for cell in grid.cells:
+        assert cell.config.env == cell.env
+        assert getattr(cell.config, "env_reward_scale", 1.0) == pytest.approx(cell.reward_scale)
+        overrides = {**(data.get("overrides") or {}), **(data["variants"][cell.variant] or {})}
+        assert config_module.apply_overrides(cell.config, overrides) == cell.config  # every override took effect
+    assert {c.variant for c in grid.cells} == set(data["variants"])
+    # The reward scales of one variant and env share a program; different variants never do.
+    groups = lab.program_groups(grid.cells, grid.share_programs)
+    assert len(groups) == len(data["variants"]) * len(grid.envs)
+    assert all(len({c.variant for c in g}) == 1 and len({c.env for c in g}) == 1 for g in groups)
+
+
+def test_grids_are_found_by_name_in_a_clone_and_in_an_installed_wheel(tmp_path, monkeypatch):
+    assert lab.grids_dir() == os.path.join(REPO, "configs", "lab")
+    assert lab.load_grid("seed000").path == os.path.join(REPO, "configs", "lab", "seed000.yaml")
+    wheel_package = tmp_path / "site-packages" / "jaxppo"
+    (wheel_package / "bundled_configs" / "lab").mkdir(parents=True)
+    shutil.copy(os.path.join(REPO, "configs", "ppo_seed000_absolute_clip.yaml"), wheel_package / "bundled_configs")
+    shutil.copy(os.path.join(REPO, "configs", "lab", "seed000.yaml"), wheel_package / "bundled_configs" / "lab")
+    monkeypatch.setattr(config_module, "configs_dir", lambda: real_configs_dir(str(wheel_package)))
+    grid = lab.load_grid("seed000")
+    assert grid.path == str(wheel_package / "bundled_configs" / "lab" / "seed000.yaml")
+    assert grid.cells[0].config.value_clipping == "absolute"
+
+
+@pytest.mark.parametrize("fields, fragments", [
+    ({"varaints": {"a": {}}}, ["'varaints'", "Did you mean 'variants'?"]),
+    ({"variants": {"a": {"learnin_rate": 1e-3}}}, ["variant 'a'", "Did you mean 'learning_rate'?"]),
+    ({"variants": {"a": {"num_minibatches": 3}}}, ["variant 'a'", "num_minibatches"]),
+    ({"envs": ["CartPol-v1"]}, ["CartPol-v1", "Did you mean 'CartPole-v1'?"]),
+    ({"variants": {"a": {"env": "Acrobot-v1"}}}, ["variant 'a'", "'envs'"]),
+    ({"reward_scales": [1.0, -2.0]}, ["reward_scales", "-2.0"]),
+    ({"seeds": 0}, ["seeds=0"]),
+    ({"base": "ppo_cartpol"}, ["ppo_cartpol", "Did you mean 'ppo_cartpole'?"]),
+    ({"variants": {"a b": {}}}, ["'a b'"]),
+])
+def test_bad_grid_input_is_one_line_exit_2_before_anything_is_created(capsys, tmp_path, fields, fragments):
+    path = write_grid(tmp_path, **fields)
+    if "varaints" in fields:
+        with open(path, encoding="utf-8") as handle:
+            data = yaml.safe_load(handle)
+        data.pop("variants")
+        with open(path, "w", encoding="utf-8") as handle:
+            yaml.safe_dump(data, handle, sort_keys=False)
+    out_dir = tmp_path / "out"
+    code = cli.main(["lab", path, "--out", str(out_dir)])
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("jaxppo: error: "), err
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    assert not out_dir.exists()
+
+
+def test_missing_grid_names_the_nearest_bundled_grid(capsys, tmp_path):
+    code = cli.main(["lab", "seed00", "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and "does not exist" in err and "Did you mean" in err
+    code = cli.main(["lab", "seed000", "--seeds", "0", "--out", str(tmp_path / "out")])
+    assert code == 2 and "--seeds" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import json
 import math
@@ -131,6 +132,34 @@ def test_tiny_grid_tables_match_a_recomputation_from_the_saved_per_seed_metrics(
         assert f"{100 * np.mean(healthy):.0f}% ({int(np.sum(healthy))}/2)" in row
         assert lab._fmt(float(np.mean(finals))) in row and f"(#{int(np.argmin(finals))})" in row
         assert f"{record['env_steps_per_s']:,.0f}" in row
+
+
+def test_reward_scales_share_one_program_that_gives_what_their_own_programs_give(tmp_path):
+    grid = lab.load_grid(write_grid(tmp_path, reward_scales=[1e-3, 1e3], variants={"plain": {}}))
+    real_train_group = lab._train_group
+    programs: list[int] = []
+
+    def counting(configs, keys):
+        programs.append(len(configs))
+        return real_train_group(configs, keys)
+
+    lab._train_group = counting
+    try:
+        shared = lab.run(grid, out_dir=str(tmp_path / "shared"), progress=False)
+        separate = lab.run(dataclasses.replace(grid, share_programs=False), out_dir=str(tmp_path / "separate"),
+                           progress=False)
+    finally:
+        lab._train_group = real_train_group
+    assert programs == [2, 1, 1]  # one stacked program for both scales, then one program per cell
+    assert shared["cells"][0]["program"]["cells"] == ["plain/CartPole-v1/x0.001", "plain/CartPole-v1/x1000"]
+    for cell, a, b in zip(grid.cells, shared["cells"], separate["cells"]):
+        assert a["reward_scale"] == b["reward_scale"] == cell.config.env_reward_scale
+        with np.load(tmp_path / "shared" / lab.CELLS_DIR / (cell.file_stem + ".npz")) as x, \
+                np.load(tmp_path / "separate" / lab.CELLS_DIR / (cell.file_stem + ".npz")) as y:
+            assert set(x.files) == set(y.files)
+            for name in x.files:
+                np.testing.assert_allclose(x[name], y[name], rtol=2e-5, atol=1e-6 * cell.reward_scale, err_msg=name)
+        assert a["per_seed"]["healthy"] == b["per_seed"]["healthy"]
 
 
 def grid_paths() -> list[str]:

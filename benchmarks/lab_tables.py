@@ -19,6 +19,8 @@ from typing import Any, Optional
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BEGIN, END = "<!-- lab-tables:begin -->", "<!-- lab-tables:end -->"
+SCALE_SETTINGS = ("value_clipping", "return_normalization", "reward_normalization", "observation_normalization",
+                  "advantage_normalization", "max_grad_norm")
 REPORTS = [("seed000", "000"), ("seed001", "001"), ("seed002", "002"), ("seed003", "003"), ("seed004", "004")]
 
 
@@ -57,7 +59,7 @@ def iqm(record: dict) -> str:
 
 def budget(results: dict) -> str:
     steps = sorted({c["env_steps_per_seed"] for c in results["cells"]})
-    return "/".join(f"{s / 1000:g}k" for s in steps)
+    return "/".join(f"{s:,}" for s in steps)
 
 
 def report_table(lab_dir: str) -> list[str]:
@@ -78,7 +80,7 @@ def report_table(lab_dir: str) -> list[str]:
                 speed += f" ({record['env_steps_per_s'] / reference:.2f}x)"
             lines.append(
                 f"| [{report}](docs/lab/{grid}/results.md) | {record['variant']} | {record['env']} "
-                f"(x{record['reward_scale']:g}) | {record['num_seeds']} x {record['env_steps_per_seed'] / 1000:g}k "
+                f"(x{record['reward_scale']:g}) | {record['num_seeds']} x {record['env_steps_per_seed']:,} "
                 f"| {failure_rate(record)} | {main_pathologies(record)} | {iqm(record)} | {speed} |")
     return lines
 
@@ -102,6 +104,12 @@ def reward_scale_table(lab_dir: str) -> list[str]:
             cells.append("n/a" if record is None else
                          f"{100 * record['healthy_share']:.0f}% healthy, {fmt(record['final_return'].get('iqm'))}")
         lines.append(f"| {variant} | {env} | " + " | ".join(cells) + " |")
+    default = next((c for c in results["cells"] if c["variant"] == "jaxppo_default"), None)
+    if default is not None:
+        config = default["config"]
+        settings = ", ".join(f"`{k}: {config[k]}`" for k in SCALE_SETTINGS if k in config)
+        commit = (default.get("git_commit") or "unknown")[:7]
+        lines += ["", f"`jaxppo_default` is `PPOConfig()` as it stood when the grid ran (commit {commit}): {settings}."]
     return lines
 
 

@@ -310,8 +310,12 @@ def seed_keys(seed: int, num_seeds: int) -> jax.Array:
     return jax.random.split(jax.random.PRNGKey(seed), num_seeds)
 
 
-def _train_group(configs: Sequence[Any], keys: jax.Array) -> tuple[dict[str, np.ndarray], float, float]:
-    """Compiles (timed apart) and runs one program for ``configs``; metrics are ``[cells, seeds, updates]``."""
+def _train_group(configs: Sequence[Any], keys: jax.Array) -> tuple[dict[str, np.ndarray], float, float, float]:
+    """Compiles (timed apart) and runs one program for ``configs``.
+
+    Returns metrics ``[cells, seeds, updates]``, compile seconds, and the run's wall and CPU seconds (CPU
+    time of this process, all threads: on a machine shared with other work it is the steadier measure).
+    """
     if len(configs) == 1:
         program = jax.jit(jax.vmap(make_train(configs[0])))
         args: tuple = (keys,)
@@ -324,13 +328,13 @@ def _train_group(configs: Sequence[Any], keys: jax.Array) -> tuple[dict[str, np.
     start = time.perf_counter()
     compiled = program.lower(*args).compile()
     compile_s = time.perf_counter() - start
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     _, metrics = jax.block_until_ready(compiled(*args))
-    run_s = time.perf_counter() - start
+    run_s, run_cpu_s = time.perf_counter() - start, time.process_time() - cpu_start
     metrics = {name: np.asarray(value) for name, value in jax.device_get(metrics).items()}
     if len(configs) == 1:
         metrics = {name: value[None] for name, value in metrics.items()}
-    return metrics, compile_s, run_s
+    return metrics, compile_s, run_s, run_cpu_s
 
 
 # Summaries ---------------------------------------------------------------------------------------
@@ -402,12 +406,16 @@ def _git_commit() -> Optional[str]:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
+def _load_average() -> Optional[list[float]]:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except (OSError, AttributeError):
+        return None
+
+
 def _machine() -> dict[str, Any]:
     device = jax.devices()[0]
-    try:
-        load = [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        load = None
+    load = _load_average()
     return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
             "cpu_count": os.cpu_count(), "jax_backend": jax.default_backend(),
             "device": getattr(device, "device_kind", str(device)), "num_devices": jax.device_count(),
@@ -488,10 +496,12 @@ def run(grid: Grid | str, num_seeds: Optional[int] = None, out_dir: Optional[str
             if not todo:
                 continue
             bar.set_postfix_str(f"{todo[0].variant} on {todo[0].env} ({len(todo)} cell(s), {grid.num_seeds} seeds)")
-            metrics, compile_s, run_s = _train_group([cell.config for cell in todo], keys)
+            load = _load_average()
+            metrics, compile_s, run_s, run_cpu_s = _train_group([cell.config for cell in todo], keys)
             env_steps = sum(c.config.num_updates * c.config.steps_per_update for c in todo) * grid.num_seeds
             program = {"cells": [c.cell_id for c in todo], "compile_s": compile_s, "run_s": run_s,
-                       "env_steps": env_steps, "env_steps_per_s": env_steps / run_s}
+                       "run_cpu_s": run_cpu_s, "env_steps": env_steps, "env_steps_per_s": env_steps / run_s,
+                       "env_steps_per_cpu_s": env_steps / max(run_cpu_s, 1e-9), "load_average_before": load}
             for index, cell in enumerate(todo):
                 cell_metrics = {name: value[index] for name, value in metrics.items()}
                 atomic_write_npz(os.path.join(out_dir, CELLS_DIR, cell.file_stem + ".npz"), cell_metrics)
@@ -509,6 +519,7 @@ def run(grid: Grid | str, num_seeds: Optional[int] = None, out_dir: Optional[str
                     "compile_s": compile_s,
                     "run_s": run_s,
                     "env_steps_per_s": program["env_steps_per_s"],
+                    "env_steps_per_cpu_s": program["env_steps_per_cpu_s"],
                     "program": program,
                     "finished_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(),
                     "git_commit": commit,

@@ -126,7 +126,8 @@ def test_tiny_grid_tables_match_a_recomputation_from_the_saved_per_seed_metrics(
             assert record["pathology_share"][name] == pytest.approx(counts[name] / 2)
         steps = cell.config.num_updates * cell.config.steps_per_update * 2
         assert record["env_steps_per_s"] == pytest.approx(steps / record["run_s"])
-        assert record["compile_s"] > 0
+        assert record["compile_s"] > 0 and record["program"]["run_cpu_s"] > 0
+        assert record["env_steps_per_cpu_s"] == pytest.approx(steps / record["program"]["run_cpu_s"])
         # The Markdown row shows the same numbers.
         row = next(line for line in markdown.splitlines() if line.startswith(f"| {cell.variant} | CartPole-v1 |"))
         assert f"{100 * np.mean(healthy):.0f}% ({int(np.sum(healthy))}/2)" in row

@@ -545,6 +545,10 @@ def _fmt(value: Optional[float]) -> str:
     return f"{value:.1f}" if magnitude >= 10 else f"{value:.3g}"
 
 
+def _count(value: Optional[float]) -> str:
+    return "n/a" if value is None else f"{value:,.0f}"
+
+
 def _pct(share_value: float) -> str:
     return f"{100 * share_value:.0f}%"
 
@@ -554,10 +558,12 @@ def variant_summary(results: Mapping[str, Any]) -> list[dict[str, Any]]:
     rows: dict[str, dict[str, Any]] = {}
     for record in results["cells"]:
         row = rows.setdefault(record["variant"], {"variant": record["variant"], "healthy": 0, "seeds": 0,
-                                                  "throughputs": [], "pathology_seeds": {}})
+                                                  "throughputs": [], "cpu_throughputs": [], "pathology_seeds": {}})
         row["healthy"] += sum(record["per_seed"]["healthy"])
         row["seeds"] += record["num_seeds"]
         row["throughputs"].append(record["env_steps_per_s"])
+        if record.get("env_steps_per_cpu_s") is not None:
+            row["cpu_throughputs"].append(record["env_steps_per_cpu_s"])
         for name, count in record["pathology_seeds"].items():
             row["pathology_seeds"][name] = row["pathology_seeds"].get(name, 0) + count
     out = []
@@ -565,6 +571,7 @@ def variant_summary(results: Mapping[str, Any]) -> list[dict[str, Any]]:
         out.append({"variant": row["variant"], "cells": len(row["throughputs"]), "seeds": row["seeds"],
                     "healthy_share": row["healthy"] / row["seeds"],
                     "env_steps_per_s": float(np.mean(row["throughputs"])),
+                    "env_steps_per_cpu_s": float(np.mean(row["cpu_throughputs"])) if row["cpu_throughputs"] else None,
                     "pathology_share": {k: v / row["seeds"] for k, v in row["pathology_seeds"].items()}})
     return out
 
@@ -586,11 +593,12 @@ def markdown_report(results: Mapping[str, Any]) -> str:
         "Final return: per seed, the mean episode return over the last 10% of updates that finished an "
         "episode, in the env's reward units (divided by the reward scale); IQM with a 95% bootstrap "
         "interval over seeds. Env steps/s and compile time are per program "
-        "(the reward scales of one variant and env share one).",
+        "(the reward scales of one variant and env share one); *per CPU s* divides by the CPU time of the "
+        "process instead of wall time, which moves less when other work shares the machine.",
         "",
         "| variant | env | reward scale | healthy | pathologies (share of seeds) | final return IQM [95% CI] "
-        "| median | worst seed | env steps/s | compile s |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| median | worst seed | env steps/s | per CPU s | compile s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for record in cells:
         final = record["final_return"]
@@ -602,15 +610,21 @@ def markdown_report(results: Mapping[str, Any]) -> str:
             f"| {record['variant']} | {record['env']} | {record['reward_scale']:g} | "
             f"{_pct(record['healthy_share'])} ({sum(record['per_seed']['healthy'])}/{record['num_seeds']}) | "
             f"{pathologies} | {_fmt(final.get('iqm'))} [{_fmt(low)}, {_fmt(high)}] | {_fmt(final.get('median'))} | "
-            f"{worst} | {record['env_steps_per_s']:,.0f} | {record['compile_s']:.1f} |")
+            f"{worst} | {record['env_steps_per_s']:,.0f} | {_count(record.get('env_steps_per_cpu_s'))} | "
+            f"{record['compile_s']:.1f} |")
     summary = variant_summary(results)
     if summary:
         reference = summary[0]["env_steps_per_s"]
         lines += ["", f"Per variant, pooled over its cells (throughput relative to {summary[0]['variant']!r}):", "",
-                  "| variant | cells | seeds | healthy | env steps/s | relative throughput |", "|---|---|---|---|---|---|"]
+                  "| variant | cells | seeds | healthy | env steps/s | relative | per CPU s | relative |",
+                  "|---|---|---|---|---|---|---|---|"]
+        cpu_reference = summary[0]["env_steps_per_cpu_s"]
         for row in summary:
+            cpu = row["env_steps_per_cpu_s"]
+            cpu_ratio = f"{cpu / cpu_reference:.2f}x" if cpu and cpu_reference else "n/a"
             lines.append(f"| {row['variant']} | {row['cells']} | {row['seeds']} | {_pct(row['healthy_share'])} | "
-                         f"{row['env_steps_per_s']:,.0f} | {row['env_steps_per_s'] / reference:.2f}x |")
+                         f"{row['env_steps_per_s']:,.0f} | {row['env_steps_per_s'] / reference:.2f}x | {_count(cpu)} | "
+                         f"{cpu_ratio} |")
     return "\n".join(lines) + "\n"
 
 

@@ -62,6 +62,18 @@ def budget(results: dict) -> str:
     return "/".join(f"{s:,}" for s in steps)
 
 
+def throughput(record: dict, reference: Optional[dict]) -> str:
+    """Wall-time env steps/s, and the ratio to ``reference`` in env steps per CPU second when both have it
+    (steadier on a shared machine), else in wall time."""
+    text = f"{record['env_steps_per_s']:,.0f}"
+    if reference is None or reference is record:
+        return text
+    key = "env_steps_per_cpu_s" if record.get("env_steps_per_cpu_s") and reference.get("env_steps_per_cpu_s") \
+        else "env_steps_per_s"
+    unit = "per CPU s" if key == "env_steps_per_cpu_s" else "wall"
+    return f"{text} ({record[key] / reference[key]:.2f}x, {unit})"
+
+
 def report_table(lab_dir: str) -> list[str]:
     lines = ["| report | variant | env (reward scale) | seeds x env steps | failure rate | main pathologies (seeds) "
              "| final return IQM [95% CI] | env steps/s (vs failure) |", "|---|---|---|---|---|---|---|---|"]
@@ -71,13 +83,9 @@ def report_table(lab_dir: str) -> list[str]:
             lines.append(f"| {report} | not run yet (`jaxppo lab {grid}`) | | | | | | |")
             continue
         cells = results["cells"]
-        failure_speed = {(c["env"], c["reward_scale"]): c["env_steps_per_s"] for c in cells if c["variant"] == "failure"}
+        failures = {(c["env"], c["reward_scale"]): c for c in cells if c["variant"] == "failure"}
         for record in cells:
-            key = (record["env"], record["reward_scale"])
-            reference = failure_speed.get(key)
-            speed = f"{record['env_steps_per_s']:,.0f}"
-            if reference and record["variant"] != "failure":
-                speed += f" ({record['env_steps_per_s'] / reference:.2f}x)"
+            speed = throughput(record, failures.get((record["env"], record["reward_scale"])))
             lines.append(
                 f"| [{report}](docs/lab/{grid}/results.md) | {record['variant']} | {record['env']} "
                 f"(x{record['reward_scale']:g}) | {record['num_seeds']} x {record['env_steps_per_seed']:,} "
@@ -121,12 +129,10 @@ def control_cost_table(lab_dir: str) -> list[str]:
     lines = [f"Each control turned off alone from `all_on` (PureJaxRL's PPO plus observation normalisation), "
              f"{results['grid']['num_seeds']} seeds x {budget(results)} env steps; throughput is the whole "
              "seed-vmapped program's ([full table](docs/lab/implementation_details/results.md)):", "",
-             "| variant | env | env steps/s | vs all_on | healthy | final return IQM [95% CI] |",
-             "|---|---|---|---|---|---|"]
+             "| variant | env | env steps/s (vs all_on) | healthy | final return IQM [95% CI] |",
+             "|---|---|---|---|---|"]
     for record in results["cells"]:
-        base = reference.get(record["env"])
-        ratio = f"{record['env_steps_per_s'] / base['env_steps_per_s']:.2f}x" if base else "n/a"
-        lines.append(f"| {record['variant']} | {record['env']} | {record['env_steps_per_s']:,.0f} | {ratio} | "
+        lines.append(f"| {record['variant']} | {record['env']} | {throughput(record, reference.get(record['env']))} | "
                      f"{100 * record['healthy_share']:.0f}% | {iqm(record)} |")
     return lines
 

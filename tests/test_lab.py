@@ -246,3 +246,22 @@ def test_missing_grid_names_the_nearest_bundled_grid(capsys, tmp_path):
     code = cli.main(["lab", "seed000", "--seeds", "0", "--out", str(tmp_path / "out")])
     assert code == 2 and "--seeds" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_readme_tables_are_generated_from_results_json(interrupted_then_resumed, tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("lab_tables", os.path.join(REPO, "benchmarks", "lab_tables.py"))
+    lab_tables = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(lab_tables)
+    shutil.copytree(interrupted_then_resumed["out_dir"], tmp_path / "lab" / "seed000")
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{lab_tables.BEGIN}\nstale\n{lab_tables.END}\noutro\n")
+    assert lab_tables.main(["--lab-dir", str(tmp_path / "lab"), "--readme", str(readme)]) == 0
+    text = readme.read_text()
+    assert text.startswith("intro\n") and text.endswith("outro\n") and "stale" not in text
+    for record in interrupted_then_resumed["results"]["cells"]:
+        failed = 2 - sum(record["per_seed"]["healthy"])
+        row = next(line for line in text.splitlines() if f"| {record['variant']} | CartPole-v1 (x1) |" in line)
+        assert f"| {100 * failed / 2:.0f}% ({failed}/2) |" in row
+    assert "not run yet (`jaxppo lab seed004`)" in text

@@ -38,6 +38,7 @@ import platform
 import re
 import subprocess
 import time
+import warnings
 from typing import Any, Mapping, Optional, Sequence
 
 import jax
@@ -351,14 +352,19 @@ def final_returns(metrics: Mapping[str, np.ndarray], config: Any) -> np.ndarray:
     return np.asarray(diagnose_final_returns(metrics), np.float64) / float(getattr(config, "env_reward_scale", 1.0))
 
 
-def _curve(episode_return: np.ndarray, steps_per_update: int) -> dict[str, list]:
-    """Median and interquartile band of the return over seeds at up to ``CURVE_POINTS`` updates."""
-    values = np.asarray(episode_return, np.float64)
+def _curve(metrics: Mapping[str, np.ndarray], scale: float, steps_per_update: int) -> dict[str, list]:
+    """Median and interquartile band over seeds of the episode return (env units) at up to ``CURVE_POINTS``
+    updates; updates before a seed's first finished episode (which carry a placeholder 0) are left out."""
+    values = np.asarray(metrics["episode_return"], np.float64) / scale
+    if "episodes_completed" in metrics:
+        started = np.cumsum(np.nan_to_num(np.asarray(metrics["episodes_completed"], np.float64)), axis=1) > 0
+        values = np.where(started, values, np.nan)
     num_updates = values.shape[1]
     index = np.unique(np.linspace(0, num_updates - 1, min(CURVE_POINTS, num_updates)).round().astype(int))
-    with np.errstate(all="ignore"):
-        q25, median, q75 = np.nanpercentile(np.where(np.isfinite(values[:, index]), values[:, index], np.nan),
-                                            [25, 50, 75], axis=0)
+    picked = np.where(np.isfinite(values[:, index]), values[:, index], np.nan)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns before any episode ended
+        q25, median, q75 = np.nanpercentile(picked, [25, 50, 75], axis=0)
     clean = lambda a: [float(x) if np.isfinite(x) else None for x in a]  # noqa: E731
     return {"env_steps": [int((i + 1) * steps_per_update) for i in index], "q25": clean(q25),
             "median": clean(median), "q75": clean(q75)}
@@ -383,8 +389,7 @@ def summarize_cell(metrics: Mapping[str, np.ndarray], config: Any) -> dict[str, 
             "healthy": healthy.tolist(),
         },
         "diagnosis": diagnosis.to_dict(),
-        "curve": _curve(np.asarray(metrics["episode_return"]) / float(getattr(config, "env_reward_scale", 1.0)),
-                        config.steps_per_update),
+        "curve": _curve(metrics, float(getattr(config, "env_reward_scale", 1.0)), config.steps_per_update),
     }
 
 
@@ -488,6 +493,7 @@ def run(grid: Grid | str, num_seeds: Optional[int] = None, out_dir: Optional[str
 
     keys = seed_keys(grid.seed, grid.num_seeds)
     commit = _git_commit()
+    on_cpu = jax.default_backend() == "cpu"
     bar = tqdm(total=len(grid.cells), initial=len(records), unit="cell", disable=not progress,
                desc=f"lab {grid.name}")
     try:
@@ -501,7 +507,9 @@ def run(grid: Grid | str, num_seeds: Optional[int] = None, out_dir: Optional[str
             env_steps = sum(c.config.num_updates * c.config.steps_per_update for c in todo) * grid.num_seeds
             program = {"cells": [c.cell_id for c in todo], "compile_s": compile_s, "run_s": run_s,
                        "run_cpu_s": run_cpu_s, "env_steps": env_steps, "env_steps_per_s": env_steps / run_s,
-                       "env_steps_per_cpu_s": env_steps / max(run_cpu_s, 1e-9), "load_average_before": load}
+                       # On an accelerator the work is not CPU time, so the CPU figure would mean nothing.
+                       "env_steps_per_cpu_s": env_steps / max(run_cpu_s, 1e-9) if on_cpu else None,
+                       "load_average_before": load}
             for index, cell in enumerate(todo):
                 cell_metrics = {name: value[index] for name, value in metrics.items()}
                 atomic_write_npz(os.path.join(out_dir, CELLS_DIR, cell.file_stem + ".npz"), cell_metrics)
@@ -657,15 +665,23 @@ def write_plots(results: Mapping[str, Any], out_dir: str, dpi: int = 100) -> lis
     paths = []
 
     summary = variant_summary(results)
+    # Per CPU second when every variant has it (a CPU backend): steadier than wall time on a shared machine.
+    key = "env_steps_per_cpu_s" if all(row["env_steps_per_cpu_s"] for row in summary) else "env_steps_per_s"
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     for row in summary:
-        ax.scatter(row["env_steps_per_s"], row["healthy_share"], s=60, color=colors[row["variant"]],
-                   label=row["variant"], zorder=3)
-        ax.annotate(row["variant"], (row["env_steps_per_s"], row["healthy_share"]), textcoords="offset points",
+        ax.scatter(row[key], row["healthy_share"], s=60, color=colors[row["variant"]], label=row["variant"], zorder=3)
+        ax.annotate(row["variant"], (row[key], row["healthy_share"]), textcoords="offset points",
                     xytext=(6, 4), fontsize=8)
+    speeds = [row[key] for row in summary]
     ax.set_xscale("log")
+    ax.set_xlim(min(speeds) / 1.5, max(speeds) * 1.5)
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:,.0f}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_ylim(-0.05, 1.05)
-    ax.set_xlabel("env steps / s (all seeds, mean over the variant's programs)")
+    ax.set_xlabel("env steps per CPU second (all seeds)" if key == "env_steps_per_cpu_s" else
+                  "env steps / s (all seeds, mean over the variant's programs)")
     ax.set_ylabel("share of healthy seeds")
     ax.set_title(f"{results['grid']['name']}: stability vs throughput")
     ax.grid(alpha=0.3)
@@ -699,7 +715,8 @@ def write_plots(results: Mapping[str, Any], out_dir: str, dpi: int = 100) -> lis
     paths.append(os.path.join(out_dir, CURVES_PNG))
     _save(fig, paths[-1], dpi)
 
-    names = sorted({name for row in summary for name, value in row["pathology_share"].items() if value > 0})
+    found = {name for row in summary for name, value in row["pathology_share"].items() if value > 0}
+    names = [name for row in summary[:1] for name in row["pathology_share"] if name in found]  # detector order
     bars = ["healthy"] + names
     fig, ax = plt.subplots(figsize=(max(6.0, 1.2 * len(bars) * max(1, len(summary)) / 2), 4.2))
     width = 0.8 / max(1, len(summary))

@@ -286,3 +286,34 @@ def test_diagnostics_plot_marks_where_pathologies_begin(frozen_run):
     assert set(starts) == {"frozen_policy", "no_learning"} and starts["frozen_policy"][1] == 3
     with open(f"{run_dir}/diagnostics.png", "rb") as handle:
         assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+RAW_PENDULUM = ["num_envs=4", "num_steps=200", "total_timesteps=12000", "num_epochs=2", "num_minibatches=4"]
+
+
+@pytest.fixture(scope="module")
+def raw_return_runs():
+    """Report 004 by config: raw Monte Carlo returns near -1000 on Pendulum (15 updates, 2 seeds), and
+    the same with the suggested running return normalisation."""
+    from jaxppo import apply_overrides, load_config
+
+    failure = apply_overrides(load_config("ppo_seed004_raw_returns"), RAW_PENDULUM)
+    _, failure_metrics = jaxppo.train(failure, num_seeds=2)
+    return failure, failure_metrics
+
+
+def test_raw_returns_explode_the_value_loss_and_clip_the_updates_away(raw_return_runs):
+    from jaxppo import apply_overrides
+
+    config, metrics = raw_return_runs
+    diagnosis = diagnose(metrics, config)
+    assert flagged(diagnosis, "value_loss_explosion") == [0, 1]
+    assert flagged(diagnosis, "updates_clipped_away") == [0, 1]
+    explosion = next(f for f in diagnosis.seeds[0].findings if f.name == "value_loss_explosion")
+    assert explosion.start_update == 1 and explosion.evidence["value_loss_at_start"] > 1e4
+    assert diagnosis.seeds[0].suggestion == ("return_normalization=running",)
+    # The advice, applied to the same seeds: both pathologies are gone.
+    fixed_config = apply_overrides(config, list(diagnosis.seeds[0].suggestion))
+    _, fixed_metrics = jaxppo.train(fixed_config, num_seeds=2)
+    fixed = diagnose(fixed_metrics, fixed_config)
+    assert flagged(fixed, "value_loss_explosion") == [] and flagged(fixed, "updates_clipped_away") == []

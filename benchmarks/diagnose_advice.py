@@ -75,6 +75,10 @@ def load(name: str, overrides: list[str], total_timesteps: Optional[int]) -> Any
     return config
 
 
+class NotCached(Exception):
+    """--rediagnose met a run that was never trained (the benchmark was stopped before it)."""
+
+
 def train_cached(config: Any, num_seeds: int, cache: str, rediagnose: bool) -> tuple[dict, float]:
     """Per-seed metrics of ``num_seeds`` seeds (keys split(PRNGKey(0), N)), from the cache when there."""
     text = json.dumps({"config": config_to_dict(config), "num_seeds": num_seeds, "seed": 0}, sort_keys=True)
@@ -83,7 +87,7 @@ def train_cached(config: Any, num_seeds: int, cache: str, rediagnose: bool) -> t
         with np.load(path) as data:
             return {k: data[k] for k in data.files}, 0.0
     if rediagnose:
-        raise SystemExit(f"--rediagnose: no cached metrics for {config.env} {text[:200]}")
+        raise NotCached(f"no cached metrics for {config.env}")
     start = time.perf_counter()
     _, metrics = jaxppo.train(config, num_seeds=num_seeds, seed=0)
     metrics = {k: np.asarray(v) for k, v in jax.device_get(metrics).items()}
@@ -137,7 +141,12 @@ def run_case(report: str, name: str, overrides: list[str], detector: str, story:
             fixes.append(entry)
             continue
         fix_config = apply_overrides(config, list(suggestion))
-        fix_metrics, fix_seconds = train_cached(fix_config, args.seeds, args.cache, args.rediagnose)
+        try:
+            fix_metrics, fix_seconds = train_cached(fix_config, args.seeds, args.cache, args.rediagnose)
+        except NotCached:
+            entry["note"] = "the fix run was not trained (benchmark stopped before it)"
+            fixes.append(entry)
+            continue
         fix_record, fix_diagnosis = describe(fix_metrics, fix_config)
         still = fix_diagnosis.flagged(detector)
         entry.update(
@@ -195,7 +204,8 @@ def main() -> None:
                         help="e.g. ppo_pendulum=500000,ppo_acrobot=500000 to shorten healthy runs")
     parser.add_argument("--only", default=None, help="run only the cases whose report id or config contains this")
     parser.add_argument("--skip-healthy", action="store_true")
-    parser.add_argument("--rediagnose", action="store_true", help="only re-diagnose cached metrics")
+    parser.add_argument("--rediagnose", action="store_true",
+                        help="train nothing: re-diagnose the cached metrics, skipping runs never trained")
     parser.add_argument("--random-returns", action="store_true",
                         help="only measure the random-policy return of every env in jaxppo.diagnose.ENV_FACTS")
     parser.add_argument("--cache", default=os.path.join("/tmp", "jaxppo_diagnose_cache"))
@@ -217,15 +227,20 @@ def main() -> None:
                               "note": ("failure configs use their own total_timesteps unless total_timesteps is "
                                        "listed per case; healthy runs list theirs"),
                               "cases": [], "healthy": []}
-    if os.path.exists(args.out) and args.only:
+    if os.path.exists(args.out) and (args.only or args.rediagnose):
         with open(args.out) as handle:
             previous = json.load(handle)
-        result["cases"] = [c for c in previous.get("cases", []) if args.only not in (c["report"] + c["config"])]
-        result["healthy"] = [h for h in previous.get("healthy", []) if args.only not in h["config"]]
+        only = args.only or ""  # --rediagnose alone recomputes every record it can from the cache
+        result["cases"] = [c for c in previous.get("cases", []) if only not in (c["report"] + c["config"])]
+        result["healthy"] = [h for h in previous.get("healthy", []) if only not in h["config"]]
     for report, name, overrides, detector, story in CASES:
         if args.only and args.only not in report + name:
             continue
-        record = run_case(report, name, overrides, detector, story, args)
+        try:
+            record = run_case(report, name, overrides, detector, story, args)
+        except NotCached:
+            print(f"{report}: not trained yet, skipped", flush=True)
+            continue
         result["cases"] = [c for c in result["cases"] if c["report"] != report] + [record]
         result["cases"].sort(key=lambda c: c["report"])
         common.write_json_atomic(args.out, common.to_jsonable(result))
@@ -237,7 +252,11 @@ def main() -> None:
         for name in HEALTHY:
             if args.only and args.only not in name:
                 continue
-            record = run_healthy(name, args)
+            try:
+                record = run_healthy(name, args)
+            except NotCached:
+                print(f"healthy {name}: not trained yet, skipped", flush=True)
+                continue
             result["healthy"] = [h for h in result["healthy"] if h["config"] != name] + [record]
             common.write_json_atomic(args.out, common.to_jsonable(result))
             print(f"healthy {name}: false positives {record['false_positive_share']:.2f} "

@@ -448,12 +448,13 @@ def _load_cell_metrics(path: str) -> Optional[dict[str, np.ndarray]]:
 
 
 def run(grid: Grid | str, num_seeds: Optional[int] = None, out_dir: Optional[str] = None,
-        progress: bool = True) -> dict[str, Any]:
+        progress: bool = True, train: bool = True) -> dict[str, Any]:
     """Trains every cell of ``grid`` (a ``Grid``, a path or a bundled grid name) and writes the outputs.
 
-    Cells already finished in ``out_dir/results.json`` (same config, seeds and seed) are not trained
-    again; their summaries are recomputed from ``cells/*.npz`` so tables follow the current detectors.
-    Returns the results dict that ``results.json`` holds.
+    Cells already finished in ``out_dir/results.json`` (same grid request, seeds and seed) are not
+    trained again; their summaries are recomputed from ``cells/*.npz`` so tables follow the current
+    detectors. ``train=False`` does only that: it refreshes the statistics, tables and plots of the
+    finished cells and trains nothing. Returns the results dict that ``results.json`` holds.
     """
     if not isinstance(grid, Grid):
         grid = load_grid(grid, num_seeds=num_seeds)
@@ -497,7 +498,7 @@ def run(grid: Grid | str, num_seeds: Optional[int] = None, out_dir: Optional[str
     bar = tqdm(total=len(grid.cells), initial=len(records), unit="cell", disable=not progress,
                desc=f"lab {grid.name}")
     try:
-        for group in program_groups(grid.cells, grid.share_programs):
+        for group in program_groups(grid.cells, grid.share_programs) if train else []:
             todo = [cell for cell in group if cell.cell_id not in records]
             if not todo:
                 continue

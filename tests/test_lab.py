@@ -97,6 +97,20 @@ def test_a_killed_lab_keeps_finished_cells_and_resumes_at_the_cell_it_was_on(int
     assert [c["variant"] for c in run["results"]["cells"]] == ["plain", "clipped"]
 
 
+def test_tables_only_refreshes_statistics_without_training(interrupted_then_resumed, monkeypatch, capsys):
+    run = interrupted_then_resumed
+
+    def no_training(configs, keys):
+        raise AssertionError("--tables-only must not train")
+
+    monkeypatch.setattr(lab, "_train_group", no_training)
+    code = cli.main(["lab", run["grid"].path, "--out", run["out_dir"], "--tables-only", "--no-progress"])
+    assert code == 0, capsys.readouterr().err
+    with open(os.path.join(run["out_dir"], lab.RESULTS_FILE), encoding="utf-8") as handle:
+        refreshed = json.load(handle)
+    assert refreshed["cells"] == json.loads(json.dumps(run["results"]["cells"]))
+
+
 def test_tiny_grid_tables_match_a_recomputation_from_the_saved_per_seed_metrics(interrupted_then_resumed):
     run = interrupted_then_resumed
     out_dir, grid = run["out_dir"], run["grid"]

@@ -32,6 +32,9 @@ def add_parser(commands: Any) -> None:
     lab.add_argument("--seeds", type=int, default=None, metavar="N", help="seeds per cell (default: the grid's)")
     lab.add_argument("--out", metavar="DIR", help="output folder (default: lab/<grid-name>)")
     lab.add_argument("--no-progress", action="store_true", help="no progress bar")
+    lab.add_argument("--tables-only", action="store_true",
+                     help="train nothing: recompute the finished cells' statistics from DIR/cells/*.npz with the "
+                          "current detectors and rewrite results.json, results.md and the PNGs")
     lab.set_defaults(handler=run)
 
 
@@ -44,8 +47,10 @@ def run(args: argparse.Namespace) -> int:
     out_dir = args.out or os.path.join("lab", grid.name)
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise UsageError(f"--out {out_dir!r} exists and is not a folder.")
+    if args.tables_only and not os.path.exists(os.path.join(out_dir, lab.RESULTS_FILE)):
+        raise UsageError(f"--tables-only needs a finished lab in {out_dir!r}, which has no {lab.RESULTS_FILE}.")
     print(f"lab {grid.name}: {len(grid.cells)} cells x {grid.num_seeds} seeds -> {out_dir}", flush=True)
-    lab.run(grid, out_dir=out_dir, progress=not args.no_progress)
+    lab.run(grid, out_dir=out_dir, progress=not args.no_progress, train=not args.tables_only)
     with open(os.path.join(out_dir, lab.MARKDOWN_FILE), "r", encoding="utf-8") as handle:
         print(handle.read())
     print(f"wrote {out_dir}/{{{lab.RESULTS_FILE},{lab.MARKDOWN_FILE},{lab.THROUGHPUT_PNG},{lab.CURVES_PNG},"

@@ -1,7 +1,7 @@
 """jaxppo: PPO and DQN as compiled, seed-vmapped JAX programs with every stability control in config."""
 
 from jaxppo.algorithm import Algorithm
-from jaxppo.api import make_algorithm, make_train, stack_configs, train
+from jaxppo.api import SweepResult, make_algorithm, make_train, stack_configs, sweep, train
 from jaxppo import stats
 from jaxppo.config import DQNConfig, PPOConfig, RunSettings, apply_overrides, config_to_dict, load_config
 from jaxppo.diagnose import Diagnosis, Thresholds, diagnose
@@ -14,6 +14,7 @@ __all__ = [
     "Diagnosis",
     "PPOConfig",
     "RunSettings",
+    "SweepResult",
     "Thresholds",
     "apply_overrides",
     "config_to_dict",
@@ -23,6 +24,7 @@ __all__ = [
     "make_train",
     "stack_configs",
     "stats",
+    "sweep",
     "train",
 ]
 

@@ -27,17 +27,27 @@ def _ocp():
 
 
 def _manager(directory: str, read_only: bool = False, max_to_keep: Optional[int] = 2):
+    import jax
+
     ocp = _ocp()
+    extra = {}
+    if jax.process_count() > 1:
+        # Only process 0 saves and reads (the runner gathers the state to it and broadcasts restores),
+        # so Orbax must not wait for the other processes at its barriers.
+        extra["multiprocessing_options"] = ocp.options.MultiprocessingOptions(primary_host=0, active_processes={0})
+        if not read_only:  # Orbax refuses to create the folder itself when active_processes is set
+            os.makedirs(os.path.abspath(directory), exist_ok=True)
     # Readers use a manager that neither creates nor deletes anything; Orbax's own read_only flag
     # would do the same but logs three warnings per use.
     options = ocp.CheckpointManagerOptions(
         max_to_keep=None if read_only else max_to_keep,
-        create=not read_only,
+        create=not read_only and jax.process_count() == 1,
         # A process killed mid-save leaves an uncommitted temporary folder; the next writer removes it.
         cleanup_tmp_directories=not read_only,
         # Synchronous saves: when save() returns the step is committed, so a kill right after it
         # can always resume from it. CartPole-sized states save in milliseconds.
         enable_async_checkpointing=False,
+        **extra,
     )
     return ocp.CheckpointManager(os.path.abspath(directory), options=options)
 

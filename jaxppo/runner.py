@@ -39,6 +39,7 @@ import numpy as np
 from jaxppo import config as config_lib
 from jaxppo.algorithm import Algorithm
 from jaxppo.api import make_algorithm
+from jaxppo.parallel import SeedLayout, broadcast_from_main, check_memory, is_main_process, tree_bytes
 from jaxppo.checkpoint import CheckpointWriter, latest_checkpoint_update, restore_checkpoint
 from jaxppo.run_io import (
     RunInputError,
@@ -53,6 +54,7 @@ __all__ = [
     "DEFAULT_NUM_SEEDS",
     "RunInputError",
     "ChunkRunner",
+    "Lanes",
     "RunResult",
     "chunk_size_for",
     "seed_keys",
@@ -111,6 +113,49 @@ def chunk_size_for(num_updates: int, updates_per_chunk: int, eval_interval: int)
     return max(d for d in range(1, min(chunk, eval_interval) + 1) if eval_interval % d == 0)
 
 
+class Lanes(NamedTuple):
+    """What a run's leading axis holds: ``num_seeds`` seeds, or a sweep's settings x seeds.
+
+    Lane ``g * num_seeds + s`` is grid point ``g`` (row-major over ``grid``) with seed ``s``; every
+    setting uses the same training and evaluation keys (``jaxppo.api.sweep_lanes``). Without a grid
+    there is one setting and lanes are seeds.
+    """
+
+    seed: int
+    num_seeds: int
+    grid: tuple[tuple[str, tuple[float, ...]], ...] = ()  # ((field, values), ...) in grid order
+
+    @property
+    def num_settings(self) -> int:
+        return math.prod(len(values) for _, values in self.grid)
+
+    @property
+    def num_lanes(self) -> int:
+        return self.num_settings * self.num_seeds
+
+    def keys(self) -> jax.Array:
+        return jnp.tile(seed_keys(self.seed, self.num_seeds), (self.num_settings, 1))
+
+    def evaluation_keys(self, update: int) -> jax.Array:
+        return jnp.tile(evaluation_keys(self.seed, self.num_seeds, update), (self.num_settings, 1))
+
+    def lane_configs(self, config: Any) -> Any:
+        """The stacked per-lane config of a sweep, or None for plain seeds."""
+        if not self.grid:
+            return None
+        from jaxppo.api import sweep_lanes
+
+        return sweep_lanes(config, dict(self.grid), self.num_seeds, self.seed)[2]
+
+    def grid_json(self) -> Optional[dict]:
+        return {name: list(values) for name, values in self.grid} or None
+
+    @classmethod
+    def of_run(cls, run_info: Mapping[str, Any]) -> "Lanes":
+        grid = tuple((name, tuple(values)) for name, values in (run_info.get("grid") or {}).items())
+        return cls(int(run_info["seed"]), int(run_info["num_seeds"]), grid)
+
+
 # Aggregation -----------------------------------------------------------------------------------
 
 _STATS = ("mean", "median", "q25", "q75", "min", "max")
@@ -163,47 +208,118 @@ def _eval_record(update: int, steps_per_update: int, result: Mapping[str, np.nda
 # Compiled pieces -----------------------------------------------------------------------------------
 
 class ChunkRunner:
-    """The seed-vmapped, jitted ``init``, ``run_updates`` (one program per chunk length) and ``evaluate``.
+    """The lane-vmapped, jitted ``init``, ``run_updates`` (one program per chunk length) and ``evaluate``.
+
+    A lane is one seed, or one (setting, seed) pair of a sweep: with ``lane_configs`` (a config
+    stacked by ``jaxppo.stack_configs``, one entry per lane) each lane rebuilds the algorithm from its
+    own numeric hyperparameters inside the program. Lanes are spread over ``devices`` (default: all)
+    by ``jaxppo.parallel.SeedLayout``; the layout is fixed by the first call that sees the lane count.
+    States passed between the methods are placed (padded, sharded); ``host`` brings any such tree
+    back as unpadded numpy.
 
     ``trace_count`` counts traces of the chunk program: a second chunk of the same length must not
     add one. The state argument of a chunk is donated, so XLA may update it in place.
     """
 
-    def __init__(self, algorithm: Algorithm, donate: bool = True):
+    def __init__(self, algorithm: Algorithm, donate: bool = True, devices: Optional[Sequence[Any]] = None,
+                 lane_configs: Any = None):
         self.algorithm = algorithm
         self.trace_count = 0
+        self.layout: Optional[SeedLayout] = None
         self._donate = donate
+        self._devices = devices
+        self._lane_configs = lane_configs
+        self._placed_configs: Any = None
         self._chunks: dict[int, Callable] = {}
-        self._init = jax.jit(jax.vmap(algorithm.init))
-        self._evaluate = jax.jit(jax.vmap(algorithm.evaluate))
+        self._init: Optional[Callable] = None
+        self._evaluate: Optional[Callable] = None
 
+    # Lanes and placement.
+    def _per_lane(self, method: Callable[..., Any]) -> Callable[..., Any]:
+        """``method(algorithm, *args)`` vmapped over lanes, as ``f(lane_configs, *args)``."""
+        if self._lane_configs is None:
+            lanes = jax.vmap(lambda *args: method(self.algorithm, *args))
+            return lambda _configs, *args: lanes(*args)
+        algorithm = self.algorithm
+
+        def one_lane(config: Any, *args: Any) -> Any:
+            return method(make_algorithm(config, algorithm.env, algorithm.env_params), *args)
+
+        return jax.vmap(one_lane)
+
+    def _ensure_layout(self, num_lanes: int) -> SeedLayout:
+        if self.layout is None:
+            self.layout = SeedLayout.for_lanes(int(num_lanes), self._devices)
+            if self._lane_configs is not None:
+                self._placed_configs = self.layout.place(self._lane_configs)
+        elif num_lanes not in (self.layout.num_lanes, self.layout.padded_lanes):
+            raise ValueError(f"this runner holds {self.layout.num_lanes} lanes, got {num_lanes}.")
+        return self.layout
+
+    def place(self, tree: Any) -> Any:
+        """A host tree with a leading lane axis (a restored state, say) padded and sharded."""
+        layout = self._ensure_layout(jax.tree.leaves(tree)[0].shape[0])
+        return layout.place(tree)
+
+    def host(self, tree: Any) -> Any:
+        """A placed tree as numpy on this process, gathered from all processes, padding removed."""
+        return self.layout.to_host(tree)
+
+    def check_memory(self, abstract_state: Any, specs: Mapping[str, tuple], chunk: int) -> int:
+        """Estimated resident bytes per device (state incl. replay buffers, one chunk of metrics), or a
+        ``RunInputError`` stating the estimate when it exceeds a device's memory."""
+        num_lanes = jax.tree.leaves(abstract_state)[0].shape[0]
+        layout = self._ensure_layout(num_lanes)
+        metrics_per_update = sum(math.prod(shape) * np.dtype(dtype).itemsize for shape, dtype in specs.values())
+        per_lane = tree_bytes(abstract_state) // num_lanes + chunk * metrics_per_update
+        try:
+            return check_memory(layout, per_lane, "training state and one chunk of metrics")
+        except MemoryError as error:
+            raise RunInputError(str(error)) from None
+
+    # Programs.
     def init(self, keys: jax.Array) -> Any:
-        return self._init(keys)
+        layout = self._ensure_layout(keys.shape[0])
+        if self._init is None:
+            self._init = jax.jit(self._per_lane(lambda algorithm, key: algorithm.init(key)),
+                                 out_shardings=layout.sharding)
+        return self._init(self._placed_configs, layout.place(keys))
 
     def abstract_state(self, keys: jax.Array) -> Any:
-        return jax.eval_shape(jax.vmap(self.algorithm.init), keys)
+        """Shapes of the unpadded state for ``keys`` (what checkpoints hold), without running anything."""
+        init = self._per_lane(lambda algorithm, key: algorithm.init(key))
+        return jax.eval_shape(init, self._lane_configs, keys)
 
     def metric_specs(self, abstract_state: Any) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
         """``{name: (per-update shape, dtype)}`` of the metrics, without running anything."""
-        _, metrics = jax.eval_shape(jax.vmap(lambda s: self.algorithm.run_updates(s, 1)), abstract_state)
+        one_update = self._per_lane(lambda algorithm, state: algorithm.run_updates(state, 1))
+        _, metrics = jax.eval_shape(one_update, self._lane_configs, abstract_state)
         return {name: (tuple(m.shape[2:]), np.dtype(m.dtype)) for name, m in metrics.items()}
 
     def _chunk_program(self, num_updates: int) -> Callable:
         if num_updates not in self._chunks:
-            def chunk(state: Any) -> tuple[Any, dict]:
-                self.trace_count += 1  # runs at trace time only
-                return jax.vmap(lambda s: self.algorithm.run_updates(s, num_updates))(state)
+            lanes = self._per_lane(lambda algorithm, state: algorithm.run_updates(state, num_updates))
 
-            self._chunks[num_updates] = jax.jit(chunk, donate_argnums=(0,) if self._donate else ())
+            def chunk(configs: Any, state: Any) -> tuple[Any, dict]:
+                self.trace_count += 1  # runs at trace time only
+                return lanes(configs, state)
+
+            self._chunks[num_updates] = jax.jit(chunk, donate_argnums=(1,) if self._donate else (),
+                                                out_shardings=self.layout.sharding)
         return self._chunks[num_updates]
 
     def run(self, state: Any, num_updates: int) -> tuple[Any, dict]:
-        """``num_updates`` updates for every seed; metrics are ``[num_seeds, num_updates]``."""
-        return self._chunk_program(int(num_updates))(state)
+        """``num_updates`` updates for every lane; metrics are ``[lanes, num_updates]`` (padded, on device)."""
+        self._ensure_layout(jax.tree.leaves(state)[0].shape[0])
+        return self._chunk_program(int(num_updates))(self._placed_configs, state)
 
     def evaluate(self, state: Any, keys: jax.Array) -> dict:
-        """Greedy evaluation for every seed: ``{"eval_return": [S, E], "eval_length": [S, E]}``."""
-        return self._evaluate(state, keys)
+        """Greedy evaluation for every lane: ``{"eval_return": [L, E], "eval_length": [L, E]}`` (padded)."""
+        layout = self._ensure_layout(keys.shape[0])
+        if self._evaluate is None:
+            self._evaluate = jax.jit(self._per_lane(lambda algorithm, s, k: algorithm.evaluate(s, k)),
+                                     out_shardings=layout.sharding)
+        return self._evaluate(self._placed_configs, state, layout.place(keys))
 
 
 # Host-side records ---------------------------------------------------------------------------------
@@ -247,9 +363,10 @@ class _RunContext:
     run_dir: str
     config: Any
     seed: int
-    num_seeds: int
+    num_seeds: int  # lanes: seeds, or settings x seeds in a sweep
     chunk: int
     runner: ChunkRunner
+    lanes: Lanes
 
 
 # Training -----------------------------------------------------------------------------------------
@@ -272,38 +389,66 @@ def _prepare_run_dir(run_dir: str) -> None:
 def train_run(config: Any, run_dir: str, num_seeds: int = DEFAULT_NUM_SEEDS, seed: int = 0,
               progress: bool = True, loggers: Sequence[Any] = (), config_name: Optional[str] = None,
               env: Any = None, env_params: Any = None, echo: Optional[Callable[[str], None]] = None,
+              devices: Optional[Sequence[Any]] = None, grid: Optional[Mapping[str, Sequence[float]]] = None,
               ) -> RunResult:
     """Trains ``num_seeds`` seeds of ``config`` in chunks, writing everything into ``run_dir``.
 
     Seed ``i`` starts from ``jax.random.split(PRNGKey(seed), num_seeds)[i]``, as in ``jaxppo.train``.
-    ``echo`` receives one status line per chunk when ``progress`` is off (default: print).
+    ``echo`` receives one status line per chunk when ``progress`` is off (default: print). Seeds are
+    spread over ``devices`` (default: all devices of all processes; ``jaxppo.parallel``).
+
+    With ``grid`` (field -> values, as in ``jaxppo.sweep``) the run is a sweep: its lanes are every
+    grid point x ``num_seeds`` seeds, trained, evaluated and checkpointed like seeds, and every
+    per-seed file holds one row per lane (``run.json`` records the grid and the lane order).
     """
     if not isinstance(num_seeds, int) or isinstance(num_seeds, bool) or num_seeds <= 0:
         raise RunInputError(f"num_seeds={num_seeds!r} must be a positive integer.")
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise RunInputError(f"seed={seed!r} must be an integer.")
+    lanes = Lanes(seed, num_seeds)
+    lane_configs = None
+    if grid is not None:
+        from jaxppo.api import check_grid
+
+        try:
+            names, values = check_grid(config, grid)
+            lanes = Lanes(seed, num_seeds, tuple((name, values[name]) for name in names))
+            lane_configs = lanes.lane_configs(config)
+        except ValueError as error:
+            raise RunInputError(str(error)) from None
     algorithm = make_algorithm(config, env, env_params)
-    _prepare_run_dir(run_dir)
     chunk = chunk_size_for(config.num_updates, config.run.updates_per_chunk, config.run.eval_interval)
-    atomic_write_yaml(os.path.join(run_dir, CONFIG_FILE), config_lib.config_to_dict(config))
+    runner = ChunkRunner(algorithm, devices=devices, lane_configs=lane_configs)
+    keys = lanes.keys()
+    abstract_state = runner.abstract_state(keys)
+    specs = runner.metric_specs(abstract_state)
+    runner.check_memory(abstract_state, specs, chunk)  # before anything is created or compiled
+    main = is_main_process()  # with several processes only process 0 touches the run directory
+    if main:
+        _prepare_run_dir(run_dir)
+    if main:
+        atomic_write_yaml(os.path.join(run_dir, CONFIG_FILE), config_lib.config_to_dict(config))
     run_info = {
         "config_name": config_name or f"{config.algorithm}_{config.env}",
         "seed": seed,
         "num_seeds": num_seeds,
+        "grid": lanes.grid_json(),
+        "num_lanes": lanes.num_lanes,
         "num_updates": config.num_updates,
         "steps_per_update": config.steps_per_update,
         "chunk_size": chunk,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "device": _device_description(),
+        "devices": len(devices) if devices is not None else jax.device_count(),
+        "processes": jax.process_count(),
         "jax_version": jax.__version__,
         "custom_env": env is not None,
     }
-    atomic_write_json(os.path.join(run_dir, RUN_FILE), run_info)
-    runner = ChunkRunner(algorithm)
-    keys = seed_keys(seed, num_seeds)
+    if main:
+        atomic_write_json(os.path.join(run_dir, RUN_FILE), run_info)
     state = runner.init(keys)
-    records = _empty_records(runner.metric_specs(runner.abstract_state(keys)), num_seeds, config.num_updates)
-    ctx = _RunContext(run_dir, config, seed, num_seeds, chunk, runner)
+    records = _empty_records(specs, lanes.num_lanes, config.num_updates)
+    ctx = _RunContext(run_dir, config, seed, lanes.num_lanes, chunk, runner, lanes)
     return _train_loop(ctx, state, records, progress, loggers, echo)
 
 
@@ -327,40 +472,55 @@ def _restore(run_dir: str, config: Any, run_info: dict, runner: ChunkRunner
              ) -> tuple[Optional[Any], Optional[_Records]]:
     """Latest checkpoint as (state, records), or (None, None) when none was committed yet."""
     checkpoint_dir = os.path.join(run_dir, CHECKPOINT_DIR)
-    if latest_checkpoint_update(checkpoint_dir) is None:
+    # With several processes, process 0 reads the checkpoint and sends it to the others.
+    main = is_main_process()
+    latest = latest_checkpoint_update(checkpoint_dir) if main else None
+    latest = int(broadcast_from_main(np.int64(-1 if latest is None else latest)))
+    if latest < 0:
         return None, None
-    num_seeds, num_updates = run_info["num_seeds"], config.num_updates
-    abstract_state = runner.abstract_state(seed_keys(run_info["seed"], num_seeds))
+    lanes = Lanes.of_run(run_info)
+    num_seeds, num_updates = lanes.num_lanes, config.num_updates
+    abstract_state = runner.abstract_state(lanes.keys())
     specs = runner.metric_specs(abstract_state)
     target = {"state": abstract_state,
               "metrics": {n: jax.ShapeDtypeStruct((num_seeds, num_updates) + shape, dtype)
                           for n, (shape, dtype) in specs.items()}}
-    tree, meta, update = restore_checkpoint(checkpoint_dir, target)
+    if main:
+        tree, meta, update = restore_checkpoint(checkpoint_dir, target, latest)
+    else:
+        tree, meta, update = jax.tree.map(lambda x: np.zeros(x.shape, x.dtype), target), {}, latest
+    tree = broadcast_from_main(tree)
     per_seed = {name: np.array(values) for name, values in tree["metrics"].items()}
     lines = _metric_lines(per_seed, 0, update, config.steps_per_update)
     records = _Records(per_seed, update, list(meta.get("eval_records", [])), float(meta.get("elapsed_s", 0.0)),
                        lines)
-    return tree["state"], records
+    # Checkpoints hold the unpadded state gathered on the host, so a run resumes on any device count.
+    return runner.place(tree["state"]), records
 
 
 def resume_run(run_dir: str, progress: bool = True, loggers: Sequence[Any] = (), env: Any = None,
-               env_params: Any = None, echo: Optional[Callable[[str], None]] = None) -> RunResult:
+               env_params: Any = None, echo: Optional[Callable[[str], None]] = None,
+               devices: Optional[Sequence[Any]] = None) -> RunResult:
     """Continues ``run_dir`` from its latest checkpoint (from update 0 if none was saved yet).
 
     Metrics and evaluation files are first cut back to the checkpoint, so records written after it by
     the interrupted process are replaced by the resumed ones: the finished run directory equals that of
-    an uninterrupted run.
+    an uninterrupted run. The device count may differ from the interrupted run's: checkpoints hold
+    the unpadded state, placed again on ``devices`` (default: all).
     """
     config, run_info = _read_run(run_dir)
-    runner = ChunkRunner(make_algorithm(config, env, env_params))
-    ctx = _RunContext(run_dir, config, run_info["seed"], run_info["num_seeds"], run_info["chunk_size"], runner)
+    lanes = Lanes.of_run(run_info)
+    runner = ChunkRunner(make_algorithm(config, env, env_params), devices=devices,
+                         lane_configs=lanes.lane_configs(config))
+    ctx = _RunContext(run_dir, config, lanes.seed, lanes.num_lanes, run_info["chunk_size"], runner, lanes)
     state, records = _restore(run_dir, config, run_info, runner)
     if state is None:
-        keys = seed_keys(ctx.seed, ctx.num_seeds)
+        keys = lanes.keys()
         state = runner.init(keys)
         records = _empty_records(runner.metric_specs(runner.abstract_state(keys)), ctx.num_seeds,
                                  config.num_updates)
-    write_progress_files(run_dir, records)
+    if is_main_process():
+        write_progress_files(run_dir, records)
     return _train_loop(ctx, state, records, progress, loggers, echo)
 
 
@@ -380,7 +540,12 @@ def _train_loop(ctx: _RunContext, state: Any, records: _Records, progress: bool,
     config = ctx.config
     num_updates, steps_per_update = config.num_updates, config.steps_per_update
     steps_all_seeds = steps_per_update * ctx.num_seeds
+    # With several processes (jaxppo.parallel.initialize) every process runs this loop and takes part in
+    # the gathers; only process 0 writes files, checkpoints and progress.
+    main = is_main_process()
     echo = echo or (lambda line: print(line, flush=True))
+    if not main:
+        progress, loggers, echo = False, (), (lambda line: None)
     bar = tqdm(total=num_updates * steps_all_seeds, initial=records.update * steps_all_seeds,
                unit="step", unit_scale=True, desc=f"{config.env} x{ctx.num_seeds} seeds", disable=not progress,
                dynamic_ncols=True, smoothing=0.1, file=sys.stderr)
@@ -392,31 +557,36 @@ def _train_loop(ctx: _RunContext, state: Any, records: _Records, progress: bool,
             start = records.update
             stop = min(start + ctx.chunk, num_updates)
             state, metrics = ctx.runner.run(state, stop - start)
-            metrics = jax.device_get(metrics)
+            metrics = ctx.runner.host(metrics)
             for name, values in metrics.items():
                 records.per_seed[name][:, start:stop] = values
             records.update = stop
             records.lines.extend(_metric_lines(records.per_seed, start, stop, steps_per_update))
             eval_interval = config.run.eval_interval
             if eval_interval > 0 and (stop % eval_interval == 0 or stop == num_updates):
-                result = jax.device_get(ctx.runner.evaluate(state, evaluation_keys(ctx.seed, ctx.num_seeds, stop)))
+                result = ctx.runner.host(ctx.runner.evaluate(state, ctx.lanes.evaluation_keys(stop)))
                 records.eval_records.append(_eval_record(stop, steps_per_update, result))
             records.elapsed_s = elapsed_before + (time.perf_counter() - session_start)
-            write_progress_files(ctx.run_dir, records)
+            if main:
+                write_progress_files(ctx.run_dir, records)
             if loggers:
                 _log_scalars(loggers, records, start, stop, steps_per_update)
             chunks_done = -(-stop // ctx.chunk)
             if stop == num_updates or chunks_done % config.run.checkpoint_every_chunks == 0:
-                if writer is None:
-                    writer = CheckpointWriter(os.path.join(ctx.run_dir, CHECKPOINT_DIR))
-                writer.save(stop, {"state": state, "metrics": records.per_seed}, {
-                    "update": stop,
-                    "eval_records": records.eval_records,
-                    "elapsed_s": records.elapsed_s,
-                    "seed": ctx.seed,
-                    "num_seeds": ctx.num_seeds,
-                    "config": config_lib.config_to_dict(config),
-                })
+                # Gathered to the host (every process takes part) and saved unpadded by process 0: the
+                # checkpoint is then independent of the device and process count it was made on.
+                host_state = ctx.runner.host(state)
+                if main:
+                    if writer is None:
+                        writer = CheckpointWriter(os.path.join(ctx.run_dir, CHECKPOINT_DIR))
+                    writer.save(stop, {"state": host_state, "metrics": records.per_seed}, {
+                        "update": stop,
+                        "eval_records": records.eval_records,
+                        "elapsed_s": records.elapsed_s,
+                        "seed": ctx.seed,
+                        "num_seeds": ctx.num_seeds,
+                        "config": config_lib.config_to_dict(config),
+                    })
             status = _progress_text(records)
             bar.set_postfix_str(status, refresh=False)
             bar.update((stop - start) * steps_all_seeds)
@@ -430,8 +600,9 @@ def _train_loop(ctx: _RunContext, state: Any, records: _Records, progress: bool,
             writer.close()
         for logger in loggers:
             logger.close()
-    summary = _write_summary(ctx.run_dir, config, ctx.seed, ctx.num_seeds, records)
-    render_plots(ctx.run_dir)
+    summary = _write_summary(ctx.run_dir, config, ctx.seed, ctx.num_seeds, records, write=main)
+    if main:
+        render_plots(ctx.run_dir)
     return RunResult(ctx.run_dir, summary, state, records.valid_per_seed())
 
 
@@ -494,7 +665,8 @@ def diagnose_run(run_dir: str, thresholds: Any = None) -> tuple[Any, dict, Any]:
     return config, run_info, diagnose(metrics, config, thresholds)
 
 
-def _write_summary(run_dir: str, config: Any, seed: int, num_seeds: int, records: _Records) -> dict:
+def _write_summary(run_dir: str, config: Any, seed: int, num_seeds: int, records: _Records,
+                   write: bool = True) -> dict:
     from jaxppo.diagnose import diagnose, env_facts
 
     update = records.update
@@ -521,7 +693,8 @@ def _write_summary(run_dir: str, config: Any, seed: int, num_seeds: int, records
         last = records.eval_records[-1]
         summary["final_eval_return"] = dict(_return_stats(np.asarray(last["eval_return"]["per_seed"]), solved_return),
                                             update=last["update"])
-    atomic_write_json(os.path.join(run_dir, SUMMARY_FILE), summary)
+    if write:
+        atomic_write_json(os.path.join(run_dir, SUMMARY_FILE), summary)
     return summary
 
 
@@ -570,8 +743,9 @@ class RunState(NamedTuple):
     config: Any
     run_info: dict
     algorithm: Algorithm
-    state: Any  # leading seed axis
+    state: Any  # leading lane axis, placed by ``runner``
     update: int
+    runner: Optional[ChunkRunner] = None
 
 
 def load_run_state(run_dir: str, eval_episodes: Optional[int] = None, env: Any = None,
@@ -582,11 +756,11 @@ def load_run_state(run_dir: str, eval_episodes: Optional[int] = None, env: Any =
     if eval_episodes is not None:
         config = config_lib.apply_overrides(config, {"run.eval_episodes": eval_episodes})
     algorithm = make_algorithm(config, env, env_params)
-    runner = ChunkRunner(algorithm)
+    runner = ChunkRunner(algorithm, lane_configs=Lanes.of_run(run_info).lane_configs(config))
     state, records = _restore(run_dir, config, run_info, runner)
     if state is None:
         raise RunInputError(f"{run_dir!r} has no checkpoint yet.")
-    return RunState(config, run_info, algorithm, state, records.update)
+    return RunState(config, run_info, algorithm, state, records.update, runner)
 
 
 def evaluate_run(run_dir: str, episodes: Optional[int] = None, seed: int = 0, env: Any = None,
@@ -597,9 +771,8 @@ def evaluate_run(run_dir: str, episodes: Optional[int] = None, seed: int = 0, en
     ``algorithm.evaluate``; ``seed`` selects another set of evaluation episodes.
     """
     loaded = load_run_state(run_dir, episodes, env, env_params)
-    runner = ChunkRunner(loaded.algorithm)
-    num_seeds = loaded.run_info["num_seeds"]
-    result = jax.device_get(runner.evaluate(loaded.state, evaluation_keys(seed, num_seeds, loaded.update)))
+    keys = Lanes.of_run(loaded.run_info)._replace(seed=seed).evaluation_keys(loaded.update)
+    result = loaded.runner.host(loaded.runner.evaluate(loaded.state, keys))
     return {"update": loaded.update, "eval_return": np.asarray(result["eval_return"]),
             "eval_length": np.asarray(result["eval_length"])}
 
@@ -611,7 +784,7 @@ def load_policy(run_dir: str, seed_index: int = 0, env: Any = None, env_params: 
     sample, and defaults to a fixed key. Loads the latest checkpoint of ``run_dir``.
     """
     loaded = load_run_state(run_dir, env=env, env_params=env_params)
-    num_seeds = loaded.run_info["num_seeds"]
+    num_seeds = Lanes.of_run(loaded.run_info).num_lanes  # in a sweep, lane g * seeds + s
     if not isinstance(seed_index, int) or not 0 <= seed_index < num_seeds:
         raise RunInputError(f"seed_index={seed_index!r} must lie in [0, {num_seeds - 1}] for this run.")
     state = jax.tree.map(lambda x: x[seed_index], loaded.state)

@@ -21,7 +21,7 @@ from jaxppo.run_io import RunInputError
 __all__ = ["main", "build_parser", "VERBS"]
 
 # Order is the order of `jaxppo --help`.
-VERBS = ("train", "eval", "plot", "diagnose", "lab")
+VERBS = ("train", "eval", "plot", "diagnose", "lab", "sweep")
 
 _DESCRIPTION = """\
 Train PPO / DQN as compiled, seed-vmapped JAX programs, then evaluate and plot the runs.

@@ -42,7 +42,40 @@ def add_parser(commands: Any) -> None:
                        help="also log to DIR/tensorboard (needs jaxppo[tensorboard])")
     train.add_argument("--wandb", action="store_true", help="also log to Weights & Biases (needs jaxppo[wandb])")
     train.add_argument("--wandb-project", default="jaxppo", metavar="NAME", help="W&B project (default: jaxppo)")
+    add_distributed_arguments(train)
     train.set_defaults(handler=run)
+
+
+def add_distributed_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "several processes (docs/scaling.md)",
+        "Run the same command once per process; seeds are split over every process's devices and\n"
+        "process 0 writes the run directory. Without the three flags JAX detects SLURM, Open MPI and\n"
+        "Cloud TPU pods.")
+    group.add_argument("--distributed", action="store_true",
+                       help="join a multi-process run (jax.distributed) before training")
+    group.add_argument("--coordinator", metavar="HOST:PORT", help="address of process 0's coordinator")
+    group.add_argument("--num-processes", type=int, metavar="N", help="number of processes in the run")
+    group.add_argument("--process-id", type=int, metavar="I", help="this process's index, 0 .. N-1")
+
+
+def start_distributed(args: argparse.Namespace) -> None:
+    """``jax.distributed`` set-up from the flags, before anything touches a device (a no-op without them)."""
+    flags = (args.coordinator, args.num_processes, args.process_id)
+    if not args.distributed:
+        if any(flag is not None for flag in flags):
+            raise UsageError("--coordinator, --num-processes and --process-id need --distributed")
+        return
+    from jaxppo import parallel
+
+    if args.num_processes is not None and args.num_processes <= 0:
+        raise UsageError(f"--num-processes {args.num_processes} must be a positive integer")
+    if args.process_id is not None and args.num_processes is not None and not 0 <= args.process_id < args.num_processes:
+        raise UsageError(f"--process-id {args.process_id} must lie in [0, {args.num_processes - 1}]")
+    try:
+        parallel.initialize(*flags)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
 
 
 def _loggers(args: argparse.Namespace, run_dir: str, config: Any) -> list:
@@ -114,15 +147,22 @@ def run(args: argparse.Namespace) -> int:
     from jaxppo import runner
     from jaxppo.config import apply_overrides
 
+    start_distributed(args)
+    from jaxppo.parallel import is_main_process
+
+    main = is_main_process()
     progress = not args.no_progress
     if args.resume:
         if args.config or args.overrides or args.seeds is not None or args.seed is not None or args.out:
             raise UsageError("--resume takes config, seeds and directory from the run; drop CONFIG, --set, "
                               "--seeds, --seed and --out")
         config, _ = runner._read_run(args.resume)
-        loggers = _loggers(args, args.resume, config)
-        print(f"resuming {args.resume}", flush=True)
+        loggers = _loggers(args, args.resume, config) if main else []
+        if main:
+            print(f"resuming {args.resume}", flush=True)
         result = runner.resume_run(args.resume, progress=progress, loggers=loggers)
+        if not main:
+            return 0
     else:
         try:
             config, config_name = resolve_config(args.config)
@@ -135,6 +175,10 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"--seeds {num_seeds} must be a positive integer")
         out = args.out or os.path.join(
             "runs", f"{config_name}-{datetime.datetime.now(datetime.timezone.utc).strftime('%Y%m%d-%H%M%S')}")
+        if not main:  # process 0 alone checks, creates and writes the run directory
+            runner.train_run(config, out, num_seeds=num_seeds, seed=args.seed or 0, progress=False,
+                             config_name=config_name)
+            return 0
         if os.path.isdir(out) and (os.path.exists(os.path.join(out, runner.CONFIG_FILE))
                                    or os.path.isdir(os.path.join(out, runner.CHECKPOINT_DIR))):
             raise UsageError(f"{out!r} already holds a run; continue it with --resume {out} or choose another --out")
@@ -148,8 +192,13 @@ def run(args: argparse.Namespace) -> int:
             if created and not os.listdir(out):
                 os.rmdir(out)
             raise
-        result = runner.train_run(config, out, num_seeds=num_seeds, seed=args.seed or 0, progress=progress,
-                                  loggers=loggers, config_name=config_name)
+        try:
+            result = runner.train_run(config, out, num_seeds=num_seeds, seed=args.seed or 0, progress=progress,
+                                      loggers=loggers, config_name=config_name)
+        except RunInputError:  # refused before training (memory estimate, say): leave nothing behind
+            if created and os.path.isdir(out) and not os.listdir(out):
+                os.rmdir(out)
+            raise
     _print_summary(result.summary)
     return 0
 

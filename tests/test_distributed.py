@@ -76,7 +76,8 @@ def test_two_processes_equal_one_and_resume_a_one_process_checkpoint(tmp_path):
     config_path.write_text(yaml.safe_dump(config_to_dict(apply_overrides(PPOConfig(), TINY))))
     two, one = tmp_path / "two", tmp_path / "one"
     results = _two_processes("train", str(config_path), "--seeds", "4", "--seed", "1", "--out", str(two))
-    assert "final training return" in results[0].stdout and results[1].stdout == ""
+    assert "final training return" in results[0].stdout
+    assert "training" not in results[1].stdout  # process 1 prints no progress or summary
     reference = subprocess.run([sys.executable, "-m", "jaxppo.cli", "train", str(config_path), "--seeds", "4",
                                 "--seed", "1", "--out", str(one), "--no-progress"], env=_env(), capture_output=True,
                                text=True, timeout=600)

@@ -1,7 +1,7 @@
 """Memory of ``jaxppo train --seeds N`` at thousands of seeds: measured peak RSS against the formula.
 
 For each N the real command runs in a child process (``python -m jaxppo.cli train CONFIG --seeds N``,
-a short config: default sizes, 2 updates) that reports its own peak resident set size
+a short config: default sizes, 1 update) that reports its own peak resident set size
 (``getrusage(RUSAGE_SELF).ru_maxrss``). Next to it, computed without running anything:
 
 * the formula's terms per seed (docs/scaling.md, "Memory"): parameters, Adam moments, the rest of the
@@ -36,8 +36,8 @@ from jaxppo.parallel import tree_bytes  # noqa: E402
 from jaxppo.ppo import train as ppo_train  # noqa: E402
 from jaxppo.runner import ChunkRunner, seed_keys  # noqa: E402
 
-# Default PPO CartPole sizes (4 envs x 128 steps, 4 epochs x 4 minibatches, 64x64), 2 updates.
-SHORT = ["total_timesteps=1024", "run.eval_interval=0"]
+# Default PPO CartPole sizes (4 envs x 128 steps, 4 epochs x 4 minibatches, 64x64), 1 update.
+SHORT = ["total_timesteps=512", "run.eval_interval=0"]
 
 _CHILD = r"""
 import resource, runpy, sys
@@ -109,7 +109,7 @@ def measure_rss(config_path: str, num_seeds: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 256, 1024, 4096])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[256, 1024, 4096])
     parser.add_argument("--out", default=os.path.join(RESULTS_DIR, "seed_memory_cpu.json"))
     args = parser.parse_args()
     config = apply_overrides(load_config(os.path.join(configs_dir(), "ppo_cartpole.yaml")), SHORT)

@@ -39,8 +39,8 @@ import numpy as np
 from jaxppo import config as config_lib
 from jaxppo.algorithm import Algorithm
 from jaxppo.api import make_algorithm
-from jaxppo.parallel import SeedLayout, broadcast_from_main, check_memory, is_main_process, tree_bytes
 from jaxppo.checkpoint import CheckpointWriter, latest_checkpoint_update, restore_checkpoint
+from jaxppo.parallel import SeedLayout, broadcast_from_main, check_memory, is_main_process, tree_bytes
 from jaxppo.run_io import (
     RunInputError,
     atomic_write_json,

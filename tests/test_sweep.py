@@ -27,8 +27,9 @@ def test_sweep_has_named_axes_and_equals_configs_trained_one_by_one():
     assert result.metrics["policy_loss"].shape == (2, 3, 2, config.num_updates)
     assert jax.tree.leaves(result.state.params)[0].shape[:3] == (2, 3, 2)
     assert result.settings()[1] == {"learning_rate": 1e-4, "clip_epsilon": 0.3}
-    # Two corners of the grid, trained on their own with the same seeds.
-    for i, j in ((0, 1), (1, 2)):
+    # A grid point trained on its own with the same seeds; (0, 1) is lane block 1 in row-major order
+    # (2 in column-major), so this also pins the documented axis order.
+    for i, j in ((0, 1),):
         single = config.replace(learning_rate=grid["learning_rate"][i], clip_epsilon=grid["clip_epsilon"][j])
         state, metrics = jaxppo.train(single, num_seeds=2, seed=5)
         for name in ("policy_loss", "value_loss", "approx_kl", "entropy"):

@@ -31,6 +31,8 @@ Train PPO / DQN as compiled, seed-vmapped JAX programs, then evaluate and plot t
   jaxppo train --resume runs/NAME           continue an interrupted run from its last checkpoint
   jaxppo eval runs/NAME --episodes 32       greedy evaluation of the saved policy
   jaxppo plot runs/NAME                     redraw learning_curve.png and diagnostics.png
+  jaxppo sweep CONFIG --grid learning_rate=1e-4,3e-4 --grid clip_epsilon=0.1,0.2 --seeds 16
+                                            a grid x seeds in one program, with a table per setting
   jaxppo diagnose runs/NAME                 which seeds went wrong, when, why, and what to change
   jaxppo lab seed000 --seeds 64             failure rates, returns and throughput of a grid of variants
 """

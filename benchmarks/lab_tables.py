@@ -134,6 +134,13 @@ def control_cost_table(lab_dir: str) -> list[str]:
     for record in results["cells"]:
         lines.append(f"| {record['variant']} | {record['env']} | {throughput(record, reference.get(record['env']))} | "
                      f"{100 * record['healthy_share']:.0f}% | {iqm(record)} |")
+    run_s = [c["run_s"] for c in results["cells"]]
+    loads = [c["program"].get("load_average_before", [None])[0] for c in results["cells"]
+             if c.get("program", {}).get("load_average_before")]
+    lines += ["", f"The programs ran {min(run_s):.0f}-{max(run_s):.0f} s each"
+              + (f", at a 1-minute load average of {min(loads):.0f}-{max(loads):.0f} on "
+                 f"{results.get('machine', {}).get('cpu_count', '?')} CPUs" if loads else "")
+              + ": read throughput ratios against that noise, not as a property of the control."]
     return lines
 
 

@@ -132,9 +132,11 @@ class Thresholds:
 
     # value_loss_stuck (report 003) ----------------------------------------------------------------------
     #: The value loss divided by the variance of its targets (critic units) reads 1.0 for a critic that
-    #: predicts the batch mean (exactly so under per-batch normalisation, tests/test_losses.py). Within
-    #: +-15% of 1 counts as pinned: report 003 read 0.9995 to 1.0022 for 200 iterations.
-    stuck_ratio_tolerance: float = 0.15
+    #: predicts the batch mean (exactly so under per-batch normalisation, tests/test_losses.py), plus
+    #: the variance of its own output noise. Within +-35% of 1 counts as pinned: report 003 read 0.9995
+    #: to 1.0022 for 200 iterations; a CartPole critic that cannot learn (rate 1e-8) reads 0.97 to 1.32;
+    #: a learning critic falls below 0.65 within the first 10% of the run.
+    stuck_ratio_tolerance: float = 0.35
     #: ...while explained variance stays below this: the critic explains (almost) nothing.
     stuck_explained_variance: float = 0.1
     #: Both must hold for this fraction of the run in a row: longer than the few early updates in which

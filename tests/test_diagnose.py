@@ -317,3 +317,62 @@ def test_raw_returns_explode_the_value_loss_and_clip_the_updates_away(raw_return
     _, fixed_metrics = jaxppo.train(fixed_config, num_seeds=2)
     fixed = diagnose(fixed_metrics, fixed_config)
     assert flagged(fixed, "value_loss_explosion") == [] and flagged(fixed, "updates_clipped_away") == []
+
+
+def test_value_loss_stuck_at_one_with_a_critic_that_cannot_learn():
+    """Report 003 by config: per-batch return normalisation with a critic learning rate of 1e-8 pins the
+    value loss at the targets' variance, 1.0; the suggestion gives the critic the actor's rate."""
+    from jaxppo import apply_overrides, load_config
+
+    config = apply_overrides(load_config("ppo_cartpole"), [
+        "num_envs=4", "num_steps=32", "total_timesteps=7680", "num_epochs=2", "num_minibatches=2",
+        "value_clipping=off", "return_normalization=batch", "critic_learning_rate=1e-8"])
+    _, metrics = jaxppo.train(config, num_seeds=2)
+    diagnosis = diagnose(metrics, config)
+    assert flagged(diagnosis, "value_loss_stuck") == [0, 1]
+    finding = next(f for f in diagnosis.seeds[0].findings if f.name == "value_loss_stuck")
+    assert abs(finding.evidence["value_loss_median"] - 1.0) < 0.35
+    assert finding.suggestion == (f"critic_learning_rate={config.learning_rate:g}",)
+    # The same targets with a critic that learns (the actor's rate) are not stuck.
+    healthy = diagnose(metrics | {"value_loss": metrics["value_loss"] * 0.3,
+                                  "explained_variance": np.full_like(metrics["value_loss"], 0.7)}, config)
+    assert flagged(healthy, "value_loss_stuck") == []
+
+
+def test_hand_built_critic_gradient_entropy_and_clip_pathologies():
+    metrics = healthy_ppo_metrics(num_seeds=4)
+    metrics["return_mean"] = np.full((4, U), 80.0)
+    metrics["explained_variance"][0, 40:100] = -143.0  # report 001's number, for 60 updates
+    metrics["grad_clip_ratio"][1, 60:] = 0.002  # clipped 500-fold...
+    metrics["grad_norm"][1, 60:] = np.linspace(50, 400, U - 60)  # ...while the raw norm grows 25-100x
+    metrics["entropy"][2, 30:] = 0.01  # deterministic at update 31 while the return...
+    metrics["episode_return"][2] = 22 + np.random.default_rng(3).normal(0, 3, U)  # ...stays random-level
+    metrics["value_clip_fraction"][3] = 0.9
+    config = PPOConfig(value_clipping="absolute")
+    diagnosis = diagnose(metrics, config)
+    assert flagged(diagnosis, "critic_useless") == [0]
+    assert diagnosis.seeds[0].findings[0].start_update == 41
+    assert flagged(diagnosis, "gradient_explosion") == [1] and flagged(diagnosis, "updates_clipped_away") == [1]
+    assert flagged(diagnosis, "entropy_collapse") == [2] and flagged(diagnosis, "no_learning") == [2]
+    assert diagnosis.seeds[2].primary.name == "entropy_collapse"
+    assert diagnosis.seeds[2].suggestion == ("entropy_coef=0.05",)  # 5x the default 0.01
+    assert flagged(diagnosis, "value_clip_saturated") == [3]
+    assert diagnosis.seeds[3].suggestion == ("return_normalization=running",)
+    # Near-constant returns (a solved seed): explained variance is noise there and is not judged.
+    metrics["return_std"][0] = 1e-3
+    assert flagged(diagnose(metrics, config), "critic_useless") == []
+
+
+def test_huber_dqn_on_cartpole_diverges_and_the_bound_is_suggested():
+    """Report 002 by config (docs/stability.md): Huber-loss DQN on CartPole's unscaled returns. Q-values
+    pass 10x the bound 1 / (1 - 0.99) = 100 after about 23k env steps; the suggestion clips the TD
+    target at the bound, which stopped the divergence in the 16-seed measurement."""
+    config = jaxppo.load_config("dqn_cartpole").replace(
+        loss="huber", total_timesteps=30_000, learning_starts=5_000, buffer_size=5_000)
+    _, metrics = jaxppo.train(config, num_seeds=2)
+    diagnosis = diagnose(metrics, config)
+    assert flagged(diagnosis, "q_divergence") == [0, 1]
+    for seed in diagnosis.seeds:
+        finding = next(f for f in seed.findings if f.name == "q_divergence")
+        assert finding.evidence["q_final"] > 1000 and 1000 < finding.start_update < 3000
+        assert seed.primary.name == "q_divergence" and seed.suggestion == ("td_target_clip=100",)

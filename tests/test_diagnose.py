@@ -365,14 +365,15 @@ def test_hand_built_critic_gradient_entropy_and_clip_pathologies():
 
 def test_huber_dqn_on_cartpole_diverges_and_the_bound_is_suggested():
     """Report 002 by config (docs/stability.md): Huber-loss DQN on CartPole's unscaled returns. Q-values
-    pass 10x the bound 1 / (1 - 0.99) = 100 after about 23k env steps; the suggestion clips the TD
-    target at the bound, which stopped the divergence in the 16-seed measurement."""
+    pass 10x the bound 1 / (1 - 0.99) = 100 after about 23k of 100k env steps (exploration decays over
+    the first half of the run; over a 30k run they stop near 500); the suggestion clips the TD target
+    at the bound, which stopped the divergence in the 16-seed measurement."""
     config = jaxppo.load_config("dqn_cartpole").replace(
-        loss="huber", total_timesteps=30_000, learning_starts=5_000, buffer_size=5_000)
+        loss="huber", total_timesteps=100_000, learning_starts=5_000, buffer_size=5_000)
     _, metrics = jaxppo.train(config, num_seeds=2)
     diagnosis = diagnose(metrics, config)
     assert flagged(diagnosis, "q_divergence") == [0, 1]
     for seed in diagnosis.seeds:
         finding = next(f for f in seed.findings if f.name == "q_divergence")
-        assert finding.evidence["q_final"] > 1000 and 1000 < finding.start_update < 3000
+        assert finding.evidence["q_final"] > 1e4 and 1000 < finding.start_update < 4000
         assert seed.primary.name == "q_divergence" and seed.suggestion == ("td_target_clip=100",)

@@ -204,6 +204,7 @@ def main() -> None:
                         help="e.g. ppo_pendulum=500000,ppo_acrobot=500000 to shorten healthy runs")
     parser.add_argument("--only", default=None, help="run only the cases whose report id or config contains this")
     parser.add_argument("--skip-healthy", action="store_true")
+    parser.add_argument("--skip-cases", action="store_true", help="only the healthy false-positive runs")
     parser.add_argument("--rediagnose", action="store_true",
                         help="train nothing: re-diagnose the cached metrics, skipping runs never trained")
     parser.add_argument("--random-returns", action="store_true",
@@ -234,7 +235,7 @@ def main() -> None:
         result["cases"] = [c for c in previous.get("cases", []) if only not in (c["report"] + c["config"])]
         result["healthy"] = [h for h in previous.get("healthy", []) if only not in h["config"]]
     for report, name, overrides, detector, story in CASES:
-        if args.only and args.only not in report + name:
+        if args.skip_cases or (args.only and args.only not in report + name):
             continue
         try:
             record = run_case(report, name, overrides, detector, story, args)

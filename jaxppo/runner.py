@@ -660,9 +660,12 @@ def diagnose_run(run_dir: str, thresholds: Any = None) -> tuple[Any, dict, Any]:
     per_seed_path = os.path.join(run_dir, PER_SEED_FILE)
     if not os.path.exists(per_seed_path):
         raise RunInputError(f"{run_dir!r} has no {PER_SEED_FILE} yet; train at least one chunk first.")
-    with np.load(per_seed_path) as data:
-        metrics = {name: data[name] for name in data.files}
-    return config, run_info, diagnose(metrics, config, thresholds)
+    try:
+        with np.load(per_seed_path) as data:
+            metrics = {name: data[name] for name in data.files}
+        return config, run_info, diagnose(metrics, config, thresholds)
+    except (OSError, ValueError) as error:  # a torn or foreign metrics file is the user's input
+        raise RunInputError(f"cannot diagnose {run_dir!r}: {error}") from None
 
 
 def _write_summary(run_dir: str, config: Any, seed: int, num_seeds: int, records: _Records,

@@ -271,8 +271,14 @@ def test_diagnose_cli_text_json_and_bad_input(frozen_run, capsys, tmp_path):
     code, out_old, err = run_cli(capsys, "diagnose", str(old), "--json")
     assert code == 0, err
     assert json.loads(out_old)["seeds"] == data["seeds"]
+    torn = tmp_path / "torn_run"
+    torn.mkdir()
+    for name in ("config.yaml", "run.json"):
+        shutil.copy(f"{run_dir}/{name}", torn / name)
+    (torn / "metrics_per_seed.npz").write_bytes(b"not a zip file")
     for argv, fragment in ((["diagnose", run_dir, "--seed", "3"], "out of range"),
-                           (["diagnose", str(tmp_path / "missing")], "does not exist")):
+                           (["diagnose", str(tmp_path / "missing")], "does not exist"),
+                           (["diagnose", str(torn)], "cannot diagnose")):
         code, _, err = run_cli(capsys, *argv)
         lines = [line for line in err.splitlines() if line.strip()]
         assert code == 2 and len(lines) == 1 and lines[0].startswith("jaxppo: error: ") and fragment in lines[0]

@@ -154,6 +154,9 @@ class PPOConfig:
     reward_clip: float = leaf(10.0)
     observation_clip: float = leaf(10.0)
     log_std_init: float = leaf(0.0)
+    # Multiplies the env's reward before anything sees it (learner, episode returns, evaluation), so
+    # the same task can be run at any reward scale; reported returns are then in scaled units.
+    env_reward_scale: float = leaf(1.0)
     # Host-side run settings.
     run: RunSettings = static(RunSettings())
 
@@ -222,6 +225,7 @@ class PPOConfig:
         _check_range("reward_clip", self.reward_clip, 0.0, math.inf, low_open=True)
         _check_range("observation_clip", self.observation_clip, 0.0, math.inf, low_open=True)
         _check_range("log_std_init", self.log_std_init, -20.0, 5.0)
+        _check_range("env_reward_scale", self.env_reward_scale, 0.0, math.inf, low_open=True)
         _check_run_settings(self.run, self.num_updates)
 
 
@@ -264,6 +268,8 @@ class DQNConfig:
     epsilon_start: float = leaf(1.0)
     epsilon_end: float = leaf(0.05)
     epsilon_decay_fraction: float = leaf(0.5)
+    # Multiplies the env's reward before anything sees it; reported returns are in scaled units.
+    env_reward_scale: float = leaf(1.0)
     # Host-side run settings.
     run: RunSettings = static(RunSettings())
 
@@ -318,6 +324,7 @@ class DQNConfig:
         _check_range("epsilon_start", self.epsilon_start, 0.0, 1.0)
         _check_range("epsilon_end", self.epsilon_end, 0.0, 1.0)
         _check_range("epsilon_decay_fraction", self.epsilon_decay_fraction, 0.0, 1.0, low_open=True)
+        _check_range("env_reward_scale", self.env_reward_scale, 0.0, math.inf, low_open=True)
         _check_run_settings(self.run, self.num_updates)
 
 

@@ -197,8 +197,10 @@ def _metric_lines(per_seed: Mapping[str, np.ndarray], start: int, stop: int, ste
 
 def _eval_record(update: int, steps_per_update: int, result: Mapping[str, np.ndarray]) -> dict:
     record: dict[str, Any] = {"update": update, "env_steps": update * steps_per_update}
-    for name in ("eval_return", "eval_length"):
-        per_seed = np.asarray(result[name], np.float64).mean(axis=1)  # mean over episodes, [S]
+    # eval_return / eval_length are [S, episodes]; an env's held-out scores (eval_f1 ...) are [S].
+    for name, values in result.items():
+        values = np.asarray(values, np.float64)
+        per_seed = values.mean(axis=1) if values.ndim == 2 else values
         stats = aggregate_over_seeds(per_seed)
         record[name] = {s: _short(stats[s]) for s in _STATS}
         record[name]["per_seed"] = [_short(v) for v in per_seed]
@@ -768,7 +770,8 @@ def load_run_state(run_dir: str, eval_episodes: Optional[int] = None, env: Any =
 
 def evaluate_run(run_dir: str, episodes: Optional[int] = None, seed: int = 0, env: Any = None,
                  env_params: Any = None) -> dict:
-    """Greedy evaluation of every seed of the latest checkpoint: ``{"eval_return": [S, E], ...}``.
+    """Greedy evaluation of every seed of the latest checkpoint: ``{"eval_return": [S, E], ...}``
+    plus ``[S]`` held-out scores for envs that have them (``eval_f1`` ...).
 
     Episode ``e`` of seed ``i`` starts from the key ``evaluation_keys(seed, S, update)[i]`` gives
     ``algorithm.evaluate``; ``seed`` selects another set of evaluation episodes.
@@ -776,8 +779,7 @@ def evaluate_run(run_dir: str, episodes: Optional[int] = None, seed: int = 0, en
     loaded = load_run_state(run_dir, episodes, env, env_params)
     keys = Lanes.of_run(loaded.run_info)._replace(seed=seed).evaluation_keys(loaded.update)
     result = loaded.runner.host(loaded.runner.evaluate(loaded.state, keys))
-    return {"update": loaded.update, "eval_return": np.asarray(result["eval_return"]),
-            "eval_length": np.asarray(result["eval_length"])}
+    return {"update": loaded.update, **{name: np.asarray(values) for name, values in result.items()}}
 
 
 def load_policy(run_dir: str, seed_index: int = 0, env: Any = None, env_params: Any = None) -> Callable:

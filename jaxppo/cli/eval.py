@@ -37,6 +37,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"  seed {index}: mean return {value:.1f}  (min {returns[index].min():.1f}, max {returns[index].max():.1f})")
     print(f"  over seeds: mean {per_seed.mean():.1f}  median {np.median(per_seed):.1f}  "
           f"min {per_seed.min():.1f}  max {per_seed.max():.1f}")
+    held_out = {name: np.asarray(values) for name, values in result.items()
+                if name not in ("update", "eval_return", "eval_length")}
+    if held_out:  # an env's own held-out scores, one per seed (IntrusionDetection-v0: counts and F1)
+        print("  held-out split: " + "  ".join(
+            f"{name.removeprefix('eval_')} {np.median(values):.4g}" for name, values in held_out.items())
+            + "  (median over seeds)")
     return 0
 
 

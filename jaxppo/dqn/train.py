@@ -48,10 +48,12 @@ from jaxppo.envs.evaluation import greedy_episodes
 from jaxppo.envs import (
     EpisodeTracker,
     action_spec,
+    counter_metrics,
     finished_episode_means,
     init_tracker,
     observation_shape,
     resolve_env,
+    step_counters,
     track_episodes,
 )
 from jaxppo.transforms import gradient_stats, make_optimizer, nonfinite_update_count
@@ -126,6 +128,7 @@ class StepRecord(NamedTuple):
     finished_return: jax.Array
     finished_length: jax.Array
     epsilon: jax.Array
+    counters: dict  # the env's info["counters"] (confusion counts for IntrusionDetection-v0), else {}
 
 
 class LearnerState(NamedTuple):
@@ -150,7 +153,7 @@ class GradientMetrics(NamedTuple):
 # Construction ------------------------------------------------------------------------------------
 
 def make_context(config: DQNConfig, env: Any = None, env_params: Any = None) -> DQNContext:
-    env, env_params = resolve_env(config.env, env, env_params)
+    env, env_params = resolve_env(config.env, env, env_params, reward_scale=config.env_reward_scale)
     spec = action_spec(env, env_params)
     if not spec.discrete:
         raise ValueError(f"DQN needs a discrete action space; env={config.env!r} is continuous. Use PPO.")
@@ -225,7 +228,8 @@ def rollout_step(ctx: DQNContext, state: DQNState, _: Any = None) -> tuple[DQNSt
                                    terminated=terminated.astype(bool), next_obs=info["final_observation"])
     new_state = state.replace(env_state=env_state, obs=next_obs, tracker=tracker, key=key,
                               env_steps=state.env_steps + cfg.num_envs)
-    return new_state, StepRecord(transition, done, finished_return, finished_length, epsilon)
+    return new_state, StepRecord(transition, done, finished_return, finished_length, epsilon,
+                                 step_counters(info))
 
 
 # Learning ------------------------------------------------------------------------------------
@@ -338,6 +342,7 @@ def train_step(ctx: DQNContext, state: DQNState, _: Any = None) -> tuple[DQNStat
         env_steps=state.env_steps,
         learning=learning,
     )
+    metrics.update(counter_metrics(ctx.env, record.counters))
     new_state = state.replace(
         params=learner.params,
         target_params=target_params,

@@ -14,7 +14,14 @@ from jaxppo.envs.core import (
     observation_shape,
     resolve_env,
 )
-from jaxppo.envs.episodes import EpisodeTracker, finished_episode_means, init_tracker, track_episodes
+from jaxppo.envs.episodes import (
+    EpisodeTracker,
+    counter_metrics,
+    finished_episode_means,
+    init_tracker,
+    step_counters,
+    track_episodes,
+)
 
 __all__ = [
     "ActionSpec",
@@ -27,4 +34,6 @@ __all__ = [
     "init_tracker",
     "track_episodes",
     "finished_episode_means",
+    "step_counters",
+    "counter_metrics",
 ]

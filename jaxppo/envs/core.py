@@ -3,24 +3,37 @@
 from __future__ import annotations
 
 import difflib
-from typing import Any, NamedTuple, Optional
+from typing import Any, Callable, NamedTuple, Optional
 
 import numpy as np
+
+from jaxppo.envs.wrappers import scale_rewards
 
 __all__ = ["ActionSpec", "action_spec", "known_env_names", "make_env", "observation_shape", "resolve_env"]
 
 
+def _own_envs() -> dict[str, Callable[[], Any]]:
+    """Environments this package ships, by name, next to gymnax's (imported lazily)."""
+    from jaxppo.envs.intrusion_detection import IntrusionDetection
+
+    return {"IntrusionDetection-v0": IntrusionDetection}
+
+
 def known_env_names() -> list[str]:
-    """Every environment name ``gymnax.make`` accepts."""
+    """Every environment name ``make_env`` accepts: gymnax's registry plus this package's own."""
     import gymnax
 
-    return list(gymnax.registered_envs)
+    return list(gymnax.registered_envs) + sorted(_own_envs())
 
 
 def make_env(name: str) -> tuple[Any, Any]:
-    """``gymnax.make(name)`` with a clear error for an unknown name (nearest valid one suggested)."""
+    """``(env, default params)`` for a gymnax or jaxppo env name; an unknown name suggests the nearest."""
     import gymnax
 
+    own = _own_envs()
+    if name in own:
+        env = own[name]()
+        return env, env.default_params
     names = known_env_names()
     if name not in names:
         hint = difflib.get_close_matches(name, names, n=1)
@@ -29,10 +42,13 @@ def make_env(name: str) -> tuple[Any, Any]:
     return gymnax.make(name)
 
 
-def resolve_env(name: str, env: Optional[Any], env_params: Optional[Any]) -> tuple[Any, Any]:
-    """The user's env object if given (with its default params if none), else ``make_env(name)``."""
+def resolve_env(name: str, env: Optional[Any], env_params: Optional[Any],
+                reward_scale: Any = 1.0) -> tuple[Any, Any]:
+    """The user's env object if given (with its default params if none), else ``make_env(name)``;
+    rewards multiplied by ``reward_scale`` (``PPOConfig.env_reward_scale``) unless it is exactly 1."""
     if env is None:
-        return make_env(name)
+        env, env_params = make_env(name)
+        return scale_rewards(env, reward_scale), env_params
     if not all(hasattr(env, attr) for attr in ("reset", "step", "action_space", "observation_space")):
         raise ValueError(
             "env must be gymnax-compatible: reset(key, params), step(key, state, action, params) "
@@ -40,7 +56,7 @@ def resolve_env(name: str, env: Optional[Any], env_params: Optional[Any]) -> tup
         )
     if env_params is None:
         env_params = getattr(env, "default_params", None)
-    return env, env_params
+    return scale_rewards(env, reward_scale), env_params
 
 
 class ActionSpec(NamedTuple):

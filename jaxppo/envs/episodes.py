@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import chex
 import jax
 import jax.numpy as jnp
 from flax import struct
 
-__all__ = ["EpisodeTracker", "init_tracker", "track_episodes", "finished_episode_means"]
+__all__ = ["EpisodeTracker", "init_tracker", "track_episodes", "finished_episode_means", "step_counters",
+           "counter_metrics"]
 
 
 @struct.dataclass
@@ -58,3 +61,21 @@ def finished_episode_means(
     mean_return = jnp.where(count > 0, jnp.sum(finished_return) / safe, previous_return)
     mean_length = jnp.where(count > 0, jnp.sum(finished_length.astype(jnp.float32)) / safe, previous_length)
     return mean_return, mean_length, count
+
+
+def step_counters(info: dict) -> dict[str, jax.Array]:
+    """The per-step counters an env reports in ``info["counters"]`` (``{}`` for envs that report none)."""
+    return dict(info.get("counters", {}))
+
+
+def counter_metrics(env: Any, counters: dict[str, jax.Array]) -> dict[str, jax.Array]:
+    """Sums each counter over a batch (any shape) and lets the env turn the sums into metrics.
+
+    An env with ``summarize_counters(totals)`` (``IntrusionDetection-v0``: confusion counts and F1)
+    decides the metric names; otherwise the sums are reported under the counters' own names.
+    """
+    totals = {name: jnp.sum(value.astype(jnp.float32)) for name, value in counters.items()}
+    summarize = getattr(env, "summarize_counters", None)
+    if summarize is None or not totals:
+        return totals
+    return summarize(totals)

@@ -20,8 +20,12 @@ def greedy_episodes(env: Any, env_params: Any, act_fn: Callable[[jax.Array, jax.
     """Runs ``act_fn(obs_batch, key) -> actions`` on ``num_episodes`` fresh envs for the time limit.
 
     Only each env's first episode counts (rewards after its first termination or truncation are
-    masked, since gymnax auto-resets). Returns ``{"eval_return": [E], "eval_length": [E]}``.
+    masked, since gymnax auto-resets). Returns ``{"eval_return": [E], "eval_length": [E]}``, plus the
+    scalars of the env's own ``held_out_evaluation(act_fn, key, env_params)`` when it defines one
+    (``IntrusionDetection-v0``: confusion counts and F1 on its held-out split).
     """
+    held_out = getattr(env, "held_out_evaluation", None)
+    extra = held_out(act_fn, jax.random.fold_in(key, 1), env_params) if held_out is not None else {}
     reset_key, run_key = jax.random.split(key)
     obs, env_state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(reset_key, num_episodes), env_params)
 
@@ -39,4 +43,4 @@ def greedy_episodes(env: Any, env_params: Any, act_fn: Callable[[jax.Array, jax.
             jnp.ones((num_episodes,), jnp.float32))
     steps = jax.random.split(run_key, max_episode_steps(env_params))
     (_, _, total, length, _), _ = jax.lax.scan(step, init, steps)
-    return {"eval_return": total, "eval_length": length}
+    return {"eval_return": total, "eval_length": length, **extra}

@@ -37,10 +37,12 @@ from jaxppo.envs import (
     ActionSpec,
     EpisodeTracker,
     action_spec,
+    counter_metrics,
     finished_episode_means,
     init_tracker,
     observation_shape,
     resolve_env,
+    step_counters,
     track_episodes,
 )
 from jaxppo.ppo import losses
@@ -122,6 +124,7 @@ class Transition(NamedTuple):
     discounted_return: jax.Array
     finished_return: jax.Array
     finished_length: jax.Array
+    counters: dict  # the env's info["counters"] (confusion counts for IntrusionDetection-v0), else {}
 
 
 class Batch(NamedTuple):
@@ -138,7 +141,7 @@ class Batch(NamedTuple):
 # Construction ------------------------------------------------------------------------------------
 
 def make_context(config: PPOConfig, env: Any = None, env_params: Any = None) -> PPOContext:
-    env, env_params = resolve_env(config.env, env, env_params)
+    env, env_params = resolve_env(config.env, env, env_params, reward_scale=config.env_reward_scale)
     spec = action_spec(env, env_params)
     obs_shape = observation_shape(env, env_params)
     obs_ndim = max(len(obs_shape), 1)
@@ -247,6 +250,7 @@ def rollout_step(ctx: PPOContext, state: PPOState, _: Any) -> tuple[PPOState, Tr
         discounted_return=discounted,
         finished_return=finished_return,
         finished_length=finished_length,
+        counters=step_counters(info),
     )
     new_state = state.replace(
         env_state=env_state,
@@ -465,6 +469,7 @@ def train_step(ctx: PPOContext, state: PPOState, _: Any = None) -> tuple[PPOStat
         episodes_completed=episodes_completed,
         nonfinite_updates=nonfinite_update_count(learner.opt_state),
     )
+    metrics.update(counter_metrics(ctx.env, trajectory.counters))
     if cfg.return_normalization != "off":
         metrics["return_stats_mean"] = estimate.return_stats.mean * scale
         metrics["return_stats_std"] = rs.std(estimate.return_stats) * scale

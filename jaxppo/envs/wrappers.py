@@ -1,0 +1,51 @@
+"""Environment wrappers that keep the gymnax >= 1.0 interface (6-value ``step``, auto-reset)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+
+__all__ = ["ScaledReward", "scale_rewards"]
+
+
+class ScaledReward:
+    """Multiplies every reward by ``scale`` before the learner, the episode tracker or evaluation see it.
+
+    Everything else (observations, termination, ``info``, spaces, params, extra methods such as a
+    held-out evaluation) is the wrapped env's. ``scale`` may be a traced array: a sweep that vmaps over
+    stacked configs builds one wrapper per trace, so one compiled program serves every scale.
+    """
+
+    def __init__(self, env: Any, scale: Any):
+        self._env = env
+        self.scale = scale
+
+    def __getattr__(self, name: str) -> Any:
+        # Only called for attributes this wrapper lacks: default_params, name, num_actions, ...
+        return getattr(self._env, name)
+
+    @property
+    def unwrapped(self) -> Any:
+        return getattr(self._env, "unwrapped", self._env)
+
+    def reset(self, key: jax.Array, params: Any = None) -> tuple[Any, Any]:
+        return self._env.reset(key, params)
+
+    def step(self, key: jax.Array, state: Any, action: Any, params: Any = None
+             ) -> tuple[Any, Any, jax.Array, jax.Array, jax.Array, dict]:
+        obs, state, reward, terminated, truncated, info = self._env.step(key, state, action, params)
+        return obs, state, reward * self.scale, terminated, truncated, info
+
+    def action_space(self, params: Any = None) -> Any:
+        return self._env.action_space(params)
+
+    def observation_space(self, params: Any = None) -> Any:
+        return self._env.observation_space(params)
+
+
+def scale_rewards(env: Any, scale: Any) -> Any:
+    """``env`` itself when ``scale`` is the Python number 1 (no extra op in the program), else wrapped."""
+    if isinstance(scale, (int, float)) and not isinstance(scale, bool) and scale == 1:
+        return env
+    return ScaledReward(env, scale)

@@ -131,7 +131,8 @@ class PPOConfig:
     advantage_normalization: str = static("minibatch")  # minibatch | batch | off
     value_clipping: str = static("off")  # off | absolute | relative
     value_loss: str = static("mse")  # mse | huber | mixed
-    return_normalization: str = static("off")  # off | batch | running
+    return_normalization: str = static("off")  # off | batch | running | popart
+    value_target_transform: str = static("off")  # off | symlog (DreamerV3; needs return_normalization off)
     reward_normalization: str = static("off")  # off | running
     observation_normalization: bool = static(False)
     anneal_lr: bool = static(True)
@@ -203,7 +204,13 @@ class PPOConfig:
         _check_choice("advantage_normalization", self.advantage_normalization, ("minibatch", "batch", "off"))
         _check_choice("value_clipping", self.value_clipping, ("off", "absolute", "relative"))
         _check_choice("value_loss", self.value_loss, ("mse", "huber", "mixed"))
-        _check_choice("return_normalization", self.return_normalization, ("off", "batch", "running"))
+        _check_choice("return_normalization", self.return_normalization, ("off", "batch", "running", "popart"))
+        _check_choice("value_target_transform", self.value_target_transform, ("off", "symlog"))
+        if self.value_target_transform != "off" and self.return_normalization != "off":
+            raise ValueError(
+                f"value_target_transform={self.value_target_transform!r} with return_normalization="
+                f"{self.return_normalization!r}: both rescale the value targets; set one of them to 'off'."
+            )
         _check_choice("reward_normalization", self.reward_normalization, ("off", "running"))
         if not isinstance(self.observation_normalization, bool):
             raise ValueError(f"observation_normalization={self.observation_normalization!r} must be true or false.")
@@ -257,6 +264,7 @@ class DQNConfig:
     target_update: str = static("hard")  # hard | polyak
     double_dqn: bool = static(False)
     loss: str = static("mse")  # mse | huber
+    value_target_transform: str = static("off")  # off | symlog: the network predicts symlog(Q)
     # Numeric hyperparameters (pytree leaves).
     learning_rate: float = leaf(2.5e-4)
     adam_eps: float = leaf(1e-8)
@@ -312,6 +320,7 @@ class DQNConfig:
         _check_choice("torso", self.torso, ("mlp", "conv"))
         _check_choice("target_update", self.target_update, ("hard", "polyak"))
         _check_choice("loss", self.loss, ("mse", "huber"))
+        _check_choice("value_target_transform", self.value_target_transform, ("off", "symlog"))
         if not isinstance(self.double_dqn, bool):
             raise ValueError(f"double_dqn={self.double_dqn!r} must be true or false.")
         _check_range("learning_rate", self.learning_rate, 0.0, 1.0, low_open=True)

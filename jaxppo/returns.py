@@ -18,7 +18,7 @@ import chex
 import jax
 import jax.numpy as jnp
 
-__all__ = ["gae_advantages", "monte_carlo_returns", "td_targets"]
+__all__ = ["gae_advantages", "monte_carlo_returns", "td_targets", "symlog", "symexp"]
 
 
 def gae_advantages(
@@ -116,3 +116,14 @@ def td_targets(
     if target_clip is not None:
         target = jnp.clip(target, -target_clip, target_clip)
     return target
+
+
+def symlog(x: jax.Array) -> jax.Array:
+    """``sign(x) * log(1 + |x|)`` (Hafner et al. 2023, DreamerV3): compresses returns of any magnitude
+    into a range a critic can fit (1e5 -> 11.5) while staying the identity's slope near 0."""
+    return jnp.sign(x) * jnp.log1p(jnp.abs(x))
+
+
+def symexp(y: jax.Array) -> jax.Array:
+    """The inverse of ``symlog``: ``sign(y) * (exp(|y|) - 1)``."""
+    return jnp.sign(y) * jnp.expm1(jnp.abs(y))

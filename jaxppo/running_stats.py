@@ -24,7 +24,8 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-__all__ = ["RunningStats", "init", "update", "replace_with_batch", "normalize", "denormalize", "std"]
+__all__ = ["RunningStats", "init", "update", "replace_with_batch", "normalize", "denormalize", "std",
+           "renormalize", "preserve_linear_outputs"]
 
 _VARIANCE_EPS = 1e-8
 
@@ -94,3 +95,31 @@ def normalize(stats: RunningStats, x: jax.Array, clip: Optional[jax.Array | floa
 def denormalize(stats: RunningStats, y: jax.Array) -> jax.Array:
     """Inverse of ``normalize`` without clipping: ``y * std + mean``."""
     return y * std(stats) + stats.mean
+
+
+def renormalize(old: RunningStats, new: RunningStats, y: jax.Array, scale: float | jax.Array = 1.0) -> jax.Array:
+    """``y = scale * normalize(old, x)`` re-expressed as ``scale * normalize(new, x)`` for the same ``x``.
+
+    ``y * std_old / std_new + scale * (mean_old - mean_new) / std_new``: an affine map, so it is exact
+    for any ``y`` (the value-clipping centre, or a linear layer's output in ``preserve_linear_outputs``).
+    """
+    ratio = std(old) / std(new)
+    return y * ratio + scale * (old.mean - new.mean) / std(new)
+
+
+def preserve_linear_outputs(kernel: jax.Array, bias: jax.Array, old: RunningStats, new: RunningStats,
+                            scale: float | jax.Array = 1.0) -> tuple[jax.Array, jax.Array]:
+    """PopArt's output rescaling (van Hasselt et al. 2016, "Learning values across many orders of
+    magnitude"): the linear head ``y = h @ kernel + bias`` that predicts ``scale * normalize(old, x)`` is
+    rewritten to predict ``scale * normalize(new, x)`` *for every input h*, so the un-normalised
+    prediction ``denormalize(new, y' / scale) == denormalize(old, y / scale)`` survives a statistics
+    update exactly (up to float rounding):
+
+        kernel' = kernel * std_old / std_new
+        bias'   = (bias * std_old + scale * (mean_old - mean_new)) / std_new
+
+    Shapes: ``kernel [H, 1]``, ``bias [1]`` for a scalar value (statistics of shape ``()``).
+    """
+    chex.assert_equal(bias.shape[-1:], kernel.shape[-1:])
+    ratio = std(old) / std(new)
+    return kernel * ratio, renormalize(old, new, bias, scale)

@@ -13,7 +13,7 @@ import chex
 import jax
 import jax.numpy as jnp
 
-from jaxppo.returns import td_targets
+from jaxppo.returns import symexp, symlog, td_targets
 
 __all__ = [
     "elementwise_loss",
@@ -74,16 +74,28 @@ def q_learning_loss(
     kind: str,
     huber_delta: float | jax.Array,
     target_clip: Optional[float | jax.Array] = None,
+    value_transform: str = "off",
 ) -> TDOutput:
     """Mean loss of ``Q(s, a) - stop_gradient(y)`` with ``y = returns.td_targets(r, bootstrap, terminated)``.
 
-    The target is held fixed (``stop_gradient``): gradients flow only through ``Q(s, a)``.
+    The target is held fixed (``stop_gradient``): gradients flow only through ``Q(s, a)``. With
+    ``value_transform="symlog"`` the network predicts ``symlog(Q)``: the bootstrap is read back with
+    ``symexp``, the TD target is formed (and clipped) in return units, and the loss compares
+    ``symlog(y)`` with the prediction (Pohlen et al. 2018's transformed Bellman target with DreamerV3's
+    ``symlog``), so its scale no longer grows with the rewards'. ``q_taken`` and ``target`` are then in
+    symlog units too.
     """
     chex.assert_rank([q_tm1, a_tm1, r_t, terminated_t], [2, 1, 1, 1])
     chex.assert_equal_shape([q_tm1, q_t_target])
     q_next = bootstrap_values(q_t_target, q_t_online, double_dqn)
+    if value_transform == "symlog":
+        q_next = symexp(q_next)
+    elif value_transform != "off":
+        raise ValueError(f"value_transform={value_transform!r} is not one of ['off', 'symlog'].")
     unclipped = td_targets(r_t, q_next, terminated_t, gamma)
     target = td_targets(r_t, q_next, terminated_t, gamma, target_clip)
+    if value_transform == "symlog":
+        unclipped, target = symlog(unclipped), symlog(target)
     target = jax.lax.stop_gradient(target)
     q_taken = jnp.take_along_axis(q_tm1, a_tm1[:, None].astype(jnp.int32), axis=-1)[:, 0]
     loss = jnp.mean(elementwise_loss(q_taken - target, kind, huber_delta))

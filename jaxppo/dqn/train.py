@@ -44,6 +44,7 @@ from jaxppo.config import DQNConfig
 from jaxppo.dqn import buffer as replay
 from jaxppo.dqn import losses
 from jaxppo.dqn.networks import QNetwork
+from jaxppo.returns import symexp
 from jaxppo.envs.evaluation import greedy_episodes
 from jaxppo.envs import (
     EpisodeTracker,
@@ -251,13 +252,14 @@ def dqn_loss(params: Any, target_params: Any, ctx: DQNContext, batch: replay.Tra
     out = losses.q_learning_loss(
         q_online, batch.action, batch.reward, batch.terminated, q_target_next, q_online_next,
         gamma=cfg.gamma, double_dqn=cfg.double_dqn, kind=cfg.loss, huber_delta=cfg.huber_delta,
-        target_clip=cfg.td_target_clip,
+        target_clip=cfg.td_target_clip, value_transform=cfg.value_target_transform,
     )
     q_online = jax.lax.stop_gradient(q_online)
+    q_taken = symexp(out.q_taken) if cfg.value_target_transform == "symlog" else out.q_taken  # return units
     aux = {
-        "q_mean": jnp.mean(out.q_taken),
-        "q_min": jnp.min(out.q_taken),
-        "q_max": jnp.max(out.q_taken),
+        "q_mean": jnp.mean(q_taken),
+        "q_min": jnp.min(q_taken),
+        "q_max": jnp.max(q_taken),
         "td_target_clip_fraction": out.target_clip_fraction,
         "greedy_agreement": losses.greedy_agreement(q_online, q_target_obs),
         "greedy_action_histogram": losses.greedy_action_histogram(q_online),

@@ -8,19 +8,21 @@ handful of closed forms that the tests check against scipy-free numpy references
 
 from __future__ import annotations
 
-from typing import NamedTuple, Optional, Sequence
+from typing import Any, NamedTuple, Optional, Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxppo import running_stats as rs
 from jaxppo.networks import MLP, activation_fn
 
 __all__ = [
     "MLP",
     "Actor",
     "Critic",
+    "rescale_critic_head",
     "PolicyOutput",
     "sample_action",
     "log_prob",
@@ -66,6 +68,21 @@ class Critic(nn.Module):
     @nn.compact
     def __call__(self, obs: jax.Array) -> jax.Array:
         return MLP(self.hidden_sizes, self.activation, 1, 1.0, self.obs_ndim)(obs)[..., 0]
+
+
+def rescale_critic_head(critic_params: Any, old: rs.RunningStats, new: rs.RunningStats,
+                        scale: float | jax.Array = 1.0) -> Any:
+    """PopArt: the critic's output layer rewritten so its un-normalised predictions survive the move
+    from return statistics ``old`` to ``new`` exactly (``running_stats.preserve_linear_outputs``).
+
+    The head is the MLP's last ``Dense`` (the one with a single output unit); the hidden layers, and so
+    everything the critic has learned about the observations, are untouched.
+    """
+    layers = critic_params["params"]["MLP_0"]
+    head = max(layers, key=lambda name: int(name.rsplit("_", 1)[1]))
+    kernel, bias = rs.preserve_linear_outputs(layers[head]["kernel"], layers[head]["bias"], old, new, scale)
+    new_layers = {**layers, head: {**layers[head], "kernel": kernel, "bias": bias}}
+    return {**critic_params, "params": {**critic_params["params"], "MLP_0": new_layers}}
 
 
 _LOG_2PI = float(np.log(2.0 * np.pi))

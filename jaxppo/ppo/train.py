@@ -10,11 +10,18 @@ Every scan body is a top-level function taking a static ``PPOContext`` first (bo
     train_step        rollout + estimate_returns + epochs + metrics             (scanned per update)
 
 Units. The critic predicts ``c = return_scale * normalize(R)`` where ``normalize`` uses the return
-statistics (identity when ``return_normalization="off"``). Before GAE the predictions are mapped back
-to raw return units with the statistics the critic was trained against (the previous update's); only
-then are advantages computed, and only the *targets* are re-normalised with the updated statistics.
-Seed 004's fix normalises the targets but feeds normalised predictions into GAE, mixing units: its
-advantages are ``r + gamma * v_norm' - v_norm``, dominated by the raw reward scale.
+statistics (identity when ``return_normalization="off"``; ``symlog`` when
+``value_target_transform="symlog"``). Before GAE the predictions are mapped back to raw return units
+with the statistics the critic was trained against (the previous update's); only then are advantages
+computed, and only the *targets* are re-normalised with the updated statistics. Seed 004's fix
+normalises the targets but feeds normalised predictions into GAE, mixing units: its advantages are
+``r + gamma * v_norm' - v_norm``, dominated by the raw reward scale.
+
+Value clipping compares like with like: its centre (the rollout-time prediction) is re-expressed in the
+updated statistics' units, the units of the targets and of the loss (``running_stats.renormalize``).
+With ``return_normalization="popart"`` the critic's output layer is rescaled by the same map when the
+statistics move (``ppo.networks.rescale_critic_head``), so its prediction at the start of the epochs
+equals that centre exactly and no update is spent re-learning the statistics' shift.
 """
 
 from __future__ import annotations
@@ -46,8 +53,17 @@ from jaxppo.envs import (
     track_episodes,
 )
 from jaxppo.ppo import losses
-from jaxppo.ppo.networks import Actor, Critic, PolicyOutput, entropy, log_prob, mode, sample_action
-from jaxppo.returns import gae_advantages, monte_carlo_returns
+from jaxppo.ppo.networks import (
+    Actor,
+    Critic,
+    PolicyOutput,
+    entropy,
+    log_prob,
+    mode,
+    rescale_critic_head,
+    sample_action,
+)
+from jaxppo.returns import gae_advantages, monte_carlo_returns, symexp, symlog
 from jaxppo.transforms import gradient_stats, linear_schedule, make_optimizer, nonfinite_update_count
 
 __all__ = [
@@ -135,7 +151,7 @@ class Batch(NamedTuple):
     log_prob: jax.Array
     advantage: jax.Array
     target: jax.Array  # value target in critic units
-    old_value: jax.Array  # critic output at rollout time, in critic units
+    old_value: jax.Array  # critic output at rollout time, in critic units of the new statistics
 
 
 # Construction ------------------------------------------------------------------------------------
@@ -198,15 +214,19 @@ def _normalize_obs(ctx: PPOContext, stats: rs.RunningStats, obs: jax.Array) -> j
 
 
 def critic_to_return(config: PPOConfig, stats: rs.RunningStats, critic_value: jax.Array) -> jax.Array:
-    """Critic output -> raw return units: ``denormalize(c / return_scale)``."""
+    """Critic output -> raw return units: ``denormalize(c / return_scale)`` (``symexp`` under symlog)."""
     scaled = critic_value / config.return_scale
+    if config.value_target_transform == "symlog":
+        return symexp(scaled)
     if config.return_normalization == "off":
         return scaled
     return rs.denormalize(stats, scaled)
 
 
 def return_to_critic(config: PPOConfig, stats: rs.RunningStats, returns: jax.Array) -> jax.Array:
-    """Raw returns -> critic units: ``return_scale * normalize(R)``."""
+    """Raw returns -> critic units: ``return_scale * normalize(R)`` (``symlog(R)`` under symlog)."""
+    if config.value_target_transform == "symlog":
+        return symlog(returns) * config.return_scale
     if config.return_normalization == "off":
         return returns * config.return_scale
     return rs.normalize(stats, returns) * config.return_scale
@@ -269,8 +289,9 @@ class ReturnEstimate(NamedTuple):
     advantages: jax.Array  # [T, N], in (possibly reward-scaled) return units
     returns: jax.Array  # [T, N], same units
     values: jax.Array  # [T, N], critic predictions mapped to those units
-    critic_values: jax.Array  # [T, N], raw critic outputs (for value clipping)
+    clip_centres: jax.Array  # [T, N], rollout-time critic outputs in the new statistics' units
     targets: jax.Array  # [T, N], value targets in critic units (new statistics)
+    critic_params: Any  # the critic to train from: PopArt-rescaled to the new statistics, else unchanged
     reward_stats: rs.RunningStats
     return_stats: rs.RunningStats
     reward_scale: jax.Array  # multiply returns by this to read them in raw reward units
@@ -307,13 +328,18 @@ def estimate_returns(ctx: PPOContext, state: PPOState, trajectory: Transition) -
         advantages = returns - values
 
     return_stats = state.return_stats
-    if cfg.return_normalization == "running":
+    if cfg.return_normalization in ("running", "popart"):
         return_stats = rs.update(return_stats, returns)
     elif cfg.return_normalization == "batch":
         return_stats = rs.replace_with_batch(return_stats, returns)
     targets = return_to_critic(cfg, return_stats, returns)
-    return ReturnEstimate(advantages, returns, values, critic_values, targets, reward_stats, return_stats,
-                          reward_scale)
+    clip_centres = critic_values
+    if cfg.return_normalization != "off":
+        clip_centres = rs.renormalize(state.return_stats, return_stats, critic_values, cfg.return_scale)
+    if cfg.return_normalization == "popart":
+        critic_params = rescale_critic_head(critic_params, state.return_stats, return_stats, cfg.return_scale)
+    return ReturnEstimate(advantages, returns, values, clip_centres, targets, critic_params, reward_stats,
+                          return_stats, reward_scale)
 
 
 # Learning ------------------------------------------------------------------------------------
@@ -437,10 +463,11 @@ def train_step(ctx: PPOContext, state: PPOState, _: Any = None) -> tuple[PPOStat
         log_prob=_flatten_time_env(trajectory.log_prob),
         advantage=advantages,
         target=_flatten_time_env(estimate.targets),
-        old_value=_flatten_time_env(estimate.critic_values),
+        old_value=_flatten_time_env(estimate.clip_centres),
     )
     key, epochs_key = jax.random.split(state.key)
-    learner = LearnerState(state.params, state.opt_state, jnp.zeros((), bool))
+    params = {**state.params, "critic": estimate.critic_params}
+    learner = LearnerState(params, state.opt_state, jnp.zeros((), bool))
     learner, per_minibatch = jax.lax.scan(
         functools.partial(epoch_update, ctx, batch), learner, jax.random.split(epochs_key, cfg.num_epochs)
     )

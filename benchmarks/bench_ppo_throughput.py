@@ -2,7 +2,7 @@
 
 Both sides run PureJaxRL's CartPole-v1 PPO (4 envs x 128 steps, 4 epochs x 4 minibatches, Adam 2.5e-4,
 gamma 0.99, GAE lambda 0.95, clip 0.2, value clipping 0.2, entropy 0.01, value 0.5, max_grad_norm 0.5,
-MLP 64x64 tanh; jaxppo's side is ``configs/ppo_cartpole.yaml``, the default of ``jaxppo train``) as
+MLP 64x64 tanh; jaxppo's side is ``configs/ppo_cartpole_purejaxrl.yaml``, every field written out) as
 one ``jax.jit(jax.vmap(train))`` program over ``num_seeds`` PRNG keys. For each seed count the script
 compiles both programs (timed apart from execution), then runs them alternately ``--repeats`` times and
 reports the best run:
@@ -50,7 +50,7 @@ KNOWN_DIFFERENCES = [
     "policy + 0.5 * value - 0.01 * entropy; rejax has separate actor and critic Adam optimisers "
     "(optax default eps 1e-8) and takes two gradient steps per minibatch (actor, then critic).",
     "Value loss: both clip the value prediction to within 0.2 of the rollout value (PureJaxRL style; "
-    "jaxppo's configs/ppo_cartpole.yaml sets value_clipping='absolute', rejax always does it).",
+    "jaxppo's configs/ppo_cartpole_purejaxrl.yaml sets value_clipping='absolute', rejax always does it).",
     "Truncation: jaxppo bootstraps from V(final observation) when an episode is truncated at 500 steps; "
     "rejax sees done = terminated or truncated (through benchmarks/_rejax_compat.py) and bootstraps from 0.",
     "Metrics: jaxppo computes per-update diagnostics (losses, KL, grad norm, explained variance, episode "
@@ -68,7 +68,7 @@ def build_jaxppo(total_timesteps: int) -> tuple[Any, Any, Any]:
     import jaxppo
 
     # The default config of `jaxppo train` (PureJaxRL's CartPole settings, value clipping included).
-    config = jaxppo.load_config("ppo_cartpole").replace(total_timesteps=total_timesteps)
+    config = jaxppo.load_config("ppo_cartpole_purejaxrl").replace(total_timesteps=total_timesteps)
     algorithm = jaxppo.make_algorithm(config)
     return config, jaxppo.make_train(config), algorithm
 

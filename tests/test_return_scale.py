@@ -161,3 +161,16 @@ def test_dqn_symlog_target_and_loss_against_a_hand_computation():
     target = np.sign(raw_target) * np.log1p(np.abs(raw_target))
     np.testing.assert_allclose(np.asarray(out.target), target, rtol=1e-6)
     np.testing.assert_allclose(float(out.loss), np.mean(0.5 * (np.array([2.0, 3.0]) - target) ** 2), rtol=1e-6)
+
+
+def test_dqn_with_symlog_targets_learns_a_large_truncated_value_in_return_units():
+    # Reward 100 forever, truncated every 5 steps, gamma 0.9: Q(s, a) = 1000 for both actions. The
+    # network predicts symlog(Q) ~ 6.9; q_mean is reported back in return units.
+    env = ConstantRewardEnv()
+    params = env.default_params.replace(reward=100.0)
+    config = jaxppo.DQNConfig(num_envs=4, total_timesteps=24_000, buffer_size=2_000, batch_size=64,
+                              learning_starts=400, train_frequency=4, target_update_interval=400,
+                              hidden_sizes=(16,), gamma=0.9, learning_rate=3e-3,
+                              value_target_transform="symlog")
+    _, metrics = jax.jit(jaxppo.make_train(config, env, params))(jax.random.PRNGKey(0))
+    np.testing.assert_allclose(float(np.mean(np.asarray(metrics["q_mean"])[-50:])), 1000.0, rtol=0.1)

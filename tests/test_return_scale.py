@@ -174,3 +174,22 @@ def test_dqn_with_symlog_targets_learns_a_large_truncated_value_in_return_units(
                               value_target_transform="symlog")
     _, metrics = jax.jit(jaxppo.make_train(config, env, params))(jax.random.PRNGKey(0))
     np.testing.assert_allclose(float(np.mean(np.asarray(metrics["q_mean"])[-50:])), 1000.0, rtol=0.1)
+
+
+@pytest.mark.parametrize("normalization", ["running", "popart"])
+def test_nonfinite_returns_leave_statistics_and_critic_untouched(normalization):
+    # A NaN reward in every batch: every gradient step is skipped, and the statistics must not absorb
+    # the NaN either (under PopArt they would rescale the critic's weights to NaN).
+    from probe_envs import ProbeParams
+
+    env = ConstantRewardEnv()
+    params = ProbeParams(nan_at_step=3)
+    config = jaxppo.PPOConfig(num_envs=4, num_steps=16, total_timesteps=4 * 16 * 4, num_epochs=2,
+                              num_minibatches=4, hidden_sizes=(16,), return_normalization=normalization,
+                              value_clipping="relative")
+    algorithm = jaxppo.make_algorithm(config, env, params)
+    init = algorithm.init(jax.random.PRNGKey(0))
+    final, _ = jax.jit(jaxppo.make_train(config, env, params))(jax.random.PRNGKey(0))
+    for before, after in zip(jax.tree.leaves((init.params, init.return_stats)),
+                             jax.tree.leaves((final.params, final.return_stats))):
+        np.testing.assert_array_equal(np.asarray(before), np.asarray(after))

@@ -328,10 +328,13 @@ def estimate_returns(ctx: PPOContext, state: PPOState, trajectory: Transition) -
         advantages = returns - values
 
     return_stats = state.return_stats
-    if cfg.return_normalization in ("running", "popart"):
-        return_stats = rs.update(return_stats, returns)
-    elif cfg.return_normalization == "batch":
-        return_stats = rs.replace_with_batch(return_stats, returns)
+    if cfg.return_normalization != "off":
+        merge = rs.replace_with_batch if cfg.return_normalization == "batch" else rs.update
+        # A non-finite return (a NaN reward) would poison the statistics for good, and through PopArt the
+        # critic's weights: such a batch leaves them as they were (its gradient step is skipped anyway).
+        finite = jnp.all(jnp.isfinite(returns))
+        return_stats = jax.tree.map(lambda new, old: jnp.where(finite, new, old),
+                                    merge(return_stats, returns), return_stats)
     targets = return_to_critic(cfg, return_stats, returns)
     clip_centres = critic_values
     if cfg.return_normalization != "off":

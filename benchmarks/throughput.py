@@ -328,11 +328,13 @@ def plot(report: dict[str, Any], path: str) -> None:
         for e in entries:
             ax.annotate(f"{e['speedup_jaxppo_over_rejax']:.2f}x", (e["num_seeds"], e["jaxppo"]["env_steps_per_second"]),
                         textcoords="offset points", xytext=(0, 6), ha="center", fontsize=8)
-        steps = entries[0]["env_steps_per_seed"] if entries else 0
+        lengths = {e["env_steps_per_seed"] for e in entries}
+        steps = (f"{entries[0]['env_steps_per_seed']:,} steps per seed" if len(lengths) == 1 else
+                 "steps per seed " + ", ".join(f"{e['env_steps_per_seed']:,} ({e['num_seeds']})" for e in entries))
         ax.set_xscale("log", base=2)
         ax.set_xlabel("seeds (one vmapped program)")
         ax.set_ylabel("env steps / s (all seeds, best run)")
-        ax.set_title(f"{algo.upper()} CartPole-v1, {steps:,} steps per seed")
+        ax.set_title(f"{algo.upper()} CartPole-v1, {steps}", fontsize=10)
         ax.grid(alpha=0.3)
         ax.legend()
     machine = report["machine"]

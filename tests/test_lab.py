@@ -13,15 +13,12 @@ import numpy as np
 import pytest
 import yaml
 
-from jaxppo import PPOConfig, cli, lab
+from jaxppo import cli, lab
 from jaxppo import config as config_module
 from jaxppo.config import configs_dir as real_configs_dir
 from jaxppo.diagnose import PATHOLOGIES, diagnose
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# Reward-scale cells need the env_reward_scale field, which lands with the stress environment (issue 9, section 2).
-HAS_REWARD_SCALE = hasattr(PPOConfig(), "env_reward_scale")
-needs_reward_scale = pytest.mark.skipif(not HAS_REWARD_SCALE, reason="env_reward_scale has not landed yet")
 TINY_OVERRIDES = {"num_envs": 2, "num_steps": 16, "total_timesteps": 640, "num_epochs": 1, "num_minibatches": 2,
                   "hidden_sizes": [8]}
 
@@ -152,7 +149,6 @@ def test_tiny_grid_tables_match_a_recomputation_from_the_saved_per_seed_metrics(
         assert f"{record['env_steps_per_s']:,.0f}" in row
 
 
-@needs_reward_scale
 def test_reward_scales_share_one_program_that_gives_what_their_own_programs_give(tmp_path):
     grid = lab.load_grid(write_grid(tmp_path, reward_scales=[1e-3, 1e3], variants={"plain": {}}))
     real_train_group = lab._train_group
@@ -194,8 +190,6 @@ def test_the_shipped_grids_exist_for_every_report_and_question():
 def test_every_shipped_grid_builds_all_its_cells(path):
     with open(path, encoding="utf-8") as handle:
         data = yaml.safe_load(handle)
-    if "reward_scales" in data and not HAS_REWARD_SCALE:
-        pytest.skip("env_reward_scale has not landed yet")
     grid = lab.load_grid(path)
     scales = data.get("reward_scales") or [1.0]
     assert len(grid.cells) == len(data["variants"]) * len(grid.envs) * len(scales)

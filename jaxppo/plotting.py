@@ -112,7 +112,7 @@ def diagnostics_png(path: str, env_steps: np.ndarray, metrics: Mapping[str, np.n
     fig.suptitle(title + " (median and IQR over seeds)", fontsize=11)
     fig.tight_layout()
     if handles:
-        fig.subplots_adjust(bottom=min(0.45, 0.06 + 0.035 * len(handles) + 0.25 / rows))
+        fig.subplots_adjust(bottom=min(0.4, (0.35 + 0.25 * -(-len(handles) // 2)) / (2.8 * rows)))  # inches -> figure
         fig.legend([h for h, _ in handles], [label for _, label in handles], loc="lower center", fontsize=8,
                    ncol=min(2, len(handles)), frameon=False)
     save_figure(fig, path, dpi)

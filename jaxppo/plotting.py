@@ -8,6 +8,7 @@ median and IQR describe the typical run and its spread.
 from __future__ import annotations
 
 import io
+import warnings
 from typing import Mapping, Optional, Sequence
 
 import numpy as np
@@ -29,6 +30,8 @@ DIAGNOSTIC_KEYS: tuple[str, ...] = (
     "grad_norm",
     "grad_clip_ratio",
     "epsilon",
+    "nonfinite_samples",
+    "nonfinite_updates",
 )
 
 
@@ -44,7 +47,9 @@ def _pyplot():
 def _band(ax, x: np.ndarray, per_seed: np.ndarray, color: str, label: str) -> None:
     """Median line and IQR band of ``per_seed`` ``[S, T]`` against ``x`` ``[T]``."""
     values = np.asarray(per_seed, np.float64)
-    q25, median, q75 = np.nanpercentile(values, [25, 50, 75], axis=0)
+    with warnings.catch_warnings():  # an update where every seed is NaN is drawn as a gap
+        warnings.simplefilter("ignore", RuntimeWarning)
+        q25, median, q75 = np.nanpercentile(values, [25, 50, 75], axis=0)
     ax.plot(x, median, color=color, lw=1.5, label=label)
     ax.fill_between(x, q25, q75, color=color, alpha=0.25, lw=0)
 

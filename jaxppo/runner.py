@@ -670,6 +670,18 @@ def diagnose_run(run_dir: str, thresholds: Any = None) -> tuple[Any, dict, Any]:
         raise RunInputError(f"cannot diagnose {run_dir!r}: {error}") from None
 
 
+def _nonfinite_summary(records: _Records) -> dict:
+    """Bad data seen by the end of the run, per seed and in all: ``samples`` left out of the running
+    statistics, gradient ``updates`` skipped (both metrics are cumulative, so the last update's value)."""
+    out = {}
+    for name in ("samples", "updates"):
+        values = records.per_seed.get(f"nonfinite_{name}")
+        if values is not None and records.update > 0:
+            per_seed = [int(v) for v in values[:, records.update - 1]]
+            out[name] = {"total": sum(per_seed), "per_seed": per_seed}
+    return out
+
+
 def _write_summary(run_dir: str, config: Any, seed: int, num_seeds: int, records: _Records,
                    write: bool = True) -> dict:
     from jaxppo.diagnose import diagnose, env_facts
@@ -694,6 +706,7 @@ def _write_summary(run_dir: str, config: Any, seed: int, num_seeds: int, records
         "diagnosis": _diagnosis_summary(diagnose(records.valid_per_seed(), config)),
         "run_dir": os.path.abspath(run_dir),
     }
+    summary["nonfinite"] = _nonfinite_summary(records)
     if records.eval_records:
         last = records.eval_records[-1]
         summary["final_eval_return"] = dict(_return_stats(np.asarray(last["eval_return"]["per_seed"]), solved_return),

@@ -10,14 +10,20 @@ algorithm (1979): for two groups A and B with counts n_a, n_b, means m_a, m_b an
     s    = (n_a * s_a + n_b * s_b + d**2 * n_a * n_b / n) / n
 
 which gives the same mean and (population) variance as one pass of numpy over the concatenated data,
-whatever the split. The batch's own variance is computed two-pass (``jnp.var``), so no catastrophic
-cancellation. The count is a float32: an int32 count wraps to a negative number after 2**31 samples and
-breaks the merge, while a float32 count only loses resolution in the weight n_b / n, which is harmless.
+whatever the split. The batch's own variance is computed two-pass, so no catastrophic cancellation. The
+count is a float32: an int32 count wraps to a negative number after 2**31 samples and breaks the merge,
+while a float32 count only loses resolution in the weight n_b / n, which is harmless.
+
+Non-finite data. A sample with a NaN or Inf in any element is left out of the moments (one such reward
+would otherwise make the mean NaN for ever, and every later update that normalises with it), and
+counted in ``nonfinite_count`` so the run can show it. The merge above stays exact over the finite
+samples for any split: each batch contributes its finite count, mean and variance. A batch with no
+finite sample leaves the statistics as they were.
 """
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import NamedTuple, Optional, Sequence
 
 import chex
 import jax
@@ -36,7 +42,8 @@ class RunningStats:
 
     mean: jax.Array
     var: jax.Array
-    count: jax.Array
+    count: jax.Array  # finite samples merged so far (float32, see the module docstring)
+    nonfinite_count: jax.Array | float = 0.0  # samples left out because they held a NaN or Inf
 
 
 def init(shape: Sequence[int] = ()) -> RunningStats:
@@ -45,37 +52,58 @@ def init(shape: Sequence[int] = ()) -> RunningStats:
         mean=jnp.zeros(shape, jnp.float32),
         var=jnp.ones(shape, jnp.float32),
         count=jnp.zeros((), jnp.float32),
+        nonfinite_count=jnp.zeros((), jnp.float32),
     )
 
 
-def _batch_moments(stats: RunningStats, batch: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+class _BatchMoments(NamedTuple):
+    mean: jax.Array
+    var: jax.Array
+    count: jax.Array  # finite samples in the batch
+    nonfinite: jax.Array  # samples left out
+
+
+def _batch_moments(stats: RunningStats, batch: jax.Array) -> _BatchMoments:
+    """Mean and population variance over the finite samples of ``batch`` (leading axes = samples)."""
     sample_ndim = stats.mean.ndim
     chex.assert_equal(batch.shape[batch.ndim - sample_ndim:], stats.mean.shape)
-    reduce_axes = tuple(range(batch.ndim - sample_ndim))
+    num_sample_axes = batch.ndim - sample_ndim
     batch = batch.astype(jnp.float32)
-    batch_count = jnp.asarray(
-        jnp.prod(jnp.array([batch.shape[a] for a in reduce_axes], jnp.float32)) if reduce_axes else 1.0,
-        jnp.float32,
-    )
-    return jnp.mean(batch, axis=reduce_axes), jnp.var(batch, axis=reduce_axes), batch_count
+    sample_axes = tuple(range(num_sample_axes))
+    feature_axes = tuple(range(num_sample_axes, batch.ndim))
+    finite = jnp.all(jnp.isfinite(batch), axis=feature_axes) if feature_axes else jnp.isfinite(batch)
+    total = jnp.asarray(finite.size, jnp.float32)
+    count = jnp.sum(finite, dtype=jnp.float32)
+    mask = finite.reshape(finite.shape + (1,) * sample_ndim)
+    safe = jnp.where(mask, batch, 0.0)
+    mean = jnp.sum(safe, axis=sample_axes) / jnp.maximum(count, 1.0)
+    var = jnp.sum(jnp.where(mask, (batch - mean) ** 2, 0.0), axis=sample_axes) / jnp.maximum(count, 1.0)
+    return _BatchMoments(mean, var, count, total - count)
 
 
 def update(stats: RunningStats, batch: jax.Array) -> RunningStats:
-    """Merges a batch (leading axes = samples, trailing axes = ``stats.mean.shape``) into ``stats``."""
-    batch_mean, batch_var, batch_count = _batch_moments(stats, batch)
+    """Merges the finite samples of a batch (leading axes = samples, trailing axes =
+    ``stats.mean.shape``) into ``stats`` and counts the non-finite ones."""
+    batch_mean, batch_var, batch_count, nonfinite = _batch_moments(stats, batch)
     total = stats.count + batch_count
+    safe_total = jnp.maximum(total, 1.0)
     delta = batch_mean - stats.mean
-    weight = batch_count / total
+    weight = batch_count / safe_total
     mean = stats.mean + delta * weight
     # With count 0 the prior variance (1.0) gets weight 0, so the result is exactly the batch's.
-    var = (stats.count * stats.var + batch_count * batch_var + delta**2 * stats.count * weight) / total
-    return RunningStats(mean=mean, var=var, count=total)
+    var = (stats.count * stats.var + batch_count * batch_var + delta**2 * stats.count * weight) / safe_total
+    keep = total <= 0  # nothing finite seen yet: keep the identity statistics
+    return RunningStats(mean=jnp.where(keep, stats.mean, mean), var=jnp.where(keep, stats.var, var),
+                        count=total, nonfinite_count=stats.nonfinite_count + nonfinite)
 
 
 def replace_with_batch(stats: RunningStats, batch: jax.Array) -> RunningStats:
-    """Statistics of this batch alone (per-batch normalisation; kept to reproduce seed 003's failure)."""
-    batch_mean, batch_var, batch_count = _batch_moments(stats, batch)
-    return RunningStats(mean=batch_mean, var=batch_var, count=stats.count + batch_count)
+    """Statistics of this batch's finite samples alone (per-batch normalisation; kept to reproduce seed
+    003's failure). A batch with no finite sample keeps the previous statistics."""
+    batch_mean, batch_var, batch_count, nonfinite = _batch_moments(stats, batch)
+    empty = batch_count <= 0
+    return RunningStats(mean=jnp.where(empty, stats.mean, batch_mean), var=jnp.where(empty, stats.var, batch_var),
+                        count=stats.count + batch_count, nonfinite_count=stats.nonfinite_count + nonfinite)
 
 
 def std(stats: RunningStats) -> jax.Array:

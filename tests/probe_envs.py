@@ -50,3 +50,54 @@ class ConstantRewardEnv(environment.Environment):
 
     def observation_space(self, params):
         return spaces.Box(0.0, 1.0, (2,), jnp.float32)
+
+
+@struct.dataclass
+class MatchState(environment.EnvState):
+    bit: jax.Array
+
+
+@struct.dataclass
+class MatchParams(environment.EnvParams):
+    max_steps_in_episode: int = 100_000
+    nan_reward_at_step: int = -1  # the reward of the step that brings the time to this value is NaN
+    nan_obs_at_step: int = -1  # the observation at this time is NaN (-1: never)
+
+
+class MatchBitEnv(environment.Environment):
+    """The observation is a random bit, one-hot; reward 1 for the action equal to it, else 0.
+
+    The best policy is known exactly (action = bit) and PPO learns it in a few updates, so a short run
+    tells whether training still learns. Episodes are long (no termination, truncation after
+    ``max_steps_in_episode``), so ``nan_*_at_step`` injects bad data exactly once per environment.
+    """
+
+    @property
+    def default_params(self) -> MatchParams:
+        return MatchParams()
+
+    def step_env(self, key, state, action, params):
+        time = state.time + 1
+        reward = (action == state.bit).astype(jnp.float32)
+        reward = jnp.where(time == params.nan_reward_at_step, jnp.nan, reward)
+        new_state = MatchState(time=time, bit=jax.random.bernoulli(key).astype(jnp.int32))
+        return self.get_obs(new_state, params), new_state, reward, jnp.array(False), {}
+
+    def reset_env(self, key, params):
+        state = MatchState(time=0, bit=jax.random.bernoulli(key).astype(jnp.int32))
+        return self.get_obs(state, params), state
+
+    def get_obs(self, state, params=None, key=None):
+        obs = jax.nn.one_hot(state.bit, 2, dtype=jnp.float32)
+        if params is None:
+            return obs
+        return jnp.where(state.time == params.nan_obs_at_step, jnp.nan, obs)
+
+    def is_terminated(self, state, params):
+        return jnp.array(False)
+
+    def action_space(self, params=None):
+        return spaces.Discrete(2)
+
+    def observation_space(self, params):
+        return spaces.Box(0.0, 1.0, (2,), jnp.float32)

@@ -132,6 +132,14 @@ def _print_summary(summary: dict) -> None:
         ev = summary["final_eval_return"]
         lines.append(f"  greedy eval return     mean {ev['mean']:.1f}  median {ev['median']:.1f}  "
                      f"min {ev['min']:.1f}  max {ev['max']:.1f}" + _iqm_text(ev))
+    nonfinite = summary.get("nonfinite", {})
+    if nonfinite:
+        parts = []
+        if "samples" in nonfinite:
+            parts.append(f"{nonfinite['samples']['total']} samples left out of running statistics")
+        if "updates" in nonfinite:
+            parts.append(f"{nonfinite['updates']['total']} gradient updates skipped")
+        lines.append(f"  non-finite data        {', '.join(parts)} (all seeds)")
     lines += _diagnosis_lines(summary)
     lines += [
         f"  env steps              {summary['env_steps_per_seed']:,} per seed, {summary['env_steps_total']:,} in all",

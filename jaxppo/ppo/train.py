@@ -276,7 +276,9 @@ def rollout_step(ctx: PPOContext, state: PPOState, _: Any) -> tuple[PPOState, Tr
         env_state=env_state,
         obs=next_obs,
         tracker=tracker,
-        discounted_return=jnp.where(done, 0.0, discounted),
+        # A non-finite reward restarts the scale estimate's discounted sum (as an episode end does):
+        # carried on, it would make every later sample of this episode non-finite and left out.
+        discounted_return=jnp.where(jnp.logical_or(done, ~jnp.isfinite(discounted)), 0.0, discounted),
         obs_stats=obs_stats,
         key=key,
     )
@@ -498,6 +500,10 @@ def train_step(ctx: PPOContext, state: PPOState, _: Any = None) -> tuple[PPOStat
         episode_length=episode_length,
         episodes_completed=episodes_completed,
         nonfinite_updates=nonfinite_update_count(learner.opt_state),
+        # Observations, scaled-reward returns and value targets left out of the running statistics
+        # because they held a NaN or Inf (cumulative, like nonfinite_updates).
+        nonfinite_samples=(state.obs_stats.nonfinite_count + estimate.reward_stats.nonfinite_count
+                           + estimate.return_stats.nonfinite_count).astype(jnp.int32),
     )
     metrics.update(counter_metrics(ctx.env, trajectory.counters))
     if cfg.return_normalization != "off":

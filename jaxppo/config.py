@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import math
 import os
 from typing import Any, Mapping, Optional
@@ -68,10 +69,13 @@ def _check_range(name: str, value: Any, low: float, high: float, *, low_open: bo
         if optional:
             return
         raise ValueError(f"{name} must be a number, not null.")
-    if isinstance(value, bool) or isinstance(value, str):
-        raise ValueError(f"{name}={value!r} must be a number.")
+    if isinstance(value, (bool, str, list, tuple, dict, set)):
+        # A list here (``--set learning_rate=[1e-3,3e-4]``) would pass silently and fail deep inside
+        # training; a sweep over values stacks whole configs instead (``jaxppo.stack_configs``).
+        shown = list(value) if isinstance(value, tuple) else value  # YAML lists arrive as tuples
+        raise ValueError(f"{name}={shown!r} must be a single number.")
     if not _is_concrete_number(value):
-        return
+        return  # a tracer or array leaf inside a vmapped sweep
     if not math.isfinite(value):
         raise ValueError(f"{name}={value!r} must be finite.")
     below = value <= low if low_open else value < low
@@ -212,8 +216,9 @@ class PPOConfig:
                 f"{self.return_normalization!r}: both rescale the value targets; set one of them to 'off'."
             )
         _check_choice("reward_normalization", self.reward_normalization, ("off", "running"))
-        if not isinstance(self.observation_normalization, bool):
-            raise ValueError(f"observation_normalization={self.observation_normalization!r} must be true or false.")
+        for name in ("observation_normalization", "anneal_lr"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name}={getattr(self, name)!r} must be true or false.")
         _check_range("learning_rate", self.learning_rate, 0.0, 1.0, low_open=True)
         _check_range("critic_learning_rate", self.critic_learning_rate, 0.0, 1.0, low_open=True, optional=True)
         _check_range("adam_eps", self.adam_eps, 0.0, 1.0, low_open=True)
@@ -347,20 +352,58 @@ def _check_run_settings(run: RunSettings, num_updates: int) -> None:
         raise ValueError(f"run.eval_interval={run.eval_interval!r} must be 0 (off) or a positive integer.")
 
 
-CONFIG_CLASSES: dict[str, type] = {"ppo": PPOConfig, "dqn": DQNConfig}
-
-
-# YAML <-> config ---------------------------------------------------------------------------------
-
 def _field_names(cls: type) -> list[str]:
     return [f.name for f in dataclasses.fields(cls)]
 
 
-def _unknown_key_error(key: str, valid: list[str], where: str) -> ValueError:
-    hint = difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
-    extra = f" Did you mean {hint[0]!r}?" if hint else ""
-    return ValueError(f"unknown key {key!r} in {where}.{extra}")
+# CleanRL / PureJaxRL / Stable-Baselines names that spelling alone does not lead to.
+_OTHER_LIBRARIES_NAMES = {
+    "lr": "learning_rate", "ent_coef": "entropy_coef", "vf_coef": "value_loss_coef",
+    "clip_coef": "clip_epsilon", "clip_eps": "clip_epsilon", "clip_range": "clip_epsilon",
+    "update_epochs": "num_epochs", "n_epochs": "num_epochs", "n_steps": "num_steps",
+    "norm_adv": "advantage_normalization", "clip_vloss": "value_clipping",
+    "hidden_size": "hidden_sizes", "net_arch": "hidden_sizes",
+}
 
+
+def _nearest_key(key: str, valid: list[str]) -> Optional[str]:
+    alias = _OTHER_LIBRARIES_NAMES.get(key.rsplit(".", 1)[-1])
+    if alias is not None and alias in valid:
+        return alias
+    hint = difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
+    return hint[0] if hint else None
+
+
+def _unknown_key_error(key: str, valid: list[str], where: str, what: str = "key") -> ValueError:
+    hint = _nearest_key(key, valid)
+    extra = f" Did you mean {hint!r}?" if hint else ""
+    return ValueError(f"unknown {what} {key!r} in {where}.{extra}")
+
+
+def _reject_unknown_fields(cls: type) -> type:
+    """Makes ``cls(...)`` and ``cls.replace(...)`` refuse an unknown field with a ValueError naming the
+    nearest valid one, as YAML keys do (the dataclass itself raises a bare TypeError)."""
+    original_init = cls.__init__
+    valid = _field_names(cls)
+
+    @functools.wraps(original_init)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        for key in kwargs:
+            if key not in valid:
+                raise _unknown_key_error(key, valid, cls.__name__, what="field")
+        original_init(self, *args, **kwargs)
+
+    cls.__init__ = __init__
+    return cls
+
+
+for _cls in (PPOConfig, DQNConfig, RunSettings):
+    _reject_unknown_fields(_cls)
+
+CONFIG_CLASSES: dict[str, type] = {"ppo": PPOConfig, "dqn": DQNConfig}
+
+
+# YAML <-> config ---------------------------------------------------------------------------------
 
 def _coerce(cls: type, name: str, value: Any) -> Any:
     """YAML gives lists and ints where the config wants tuples and floats."""
@@ -429,12 +472,19 @@ def load_config(path: str | os.PathLike[str]) -> Any:
     try:
         with open(resolved, "r", encoding="utf-8") as handle:
             data = yaml.safe_load(handle)
+    except IsADirectoryError:
+        raise ValueError(f"config {str(resolved)!r} is a directory, not a YAML file.") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"config file {str(resolved)!r} is not a text (UTF-8) file.") from None
     except OSError as error:
         raise ValueError(f"cannot read config file {str(resolved)!r}: {error.strerror or error}.") from None
     except yaml.YAMLError as error:
         raise ValueError(f"config file {str(resolved)!r} is not valid YAML: {error}.") from None
     if data is None:
-        data = {}
+        # An empty file is almost always a mistake (a wrong path, an unsaved editor buffer); training
+        # the defaults silently would hide it. The defaults are one `jaxppo config show` away.
+        raise ValueError(f"config file {str(resolved)!r} is empty; write at least 'algorithm: ppo' (or dqn) "
+                         "to train that algorithm's defaults.")
     return config_from_dict(data, where=str(resolved))
 
 

@@ -29,6 +29,7 @@ import json
 import math
 import os
 import sys
+import tempfile
 import time
 from typing import Any, Callable, Mapping, NamedTuple, Optional, Sequence
 
@@ -56,6 +57,11 @@ __all__ = [
     "ChunkRunner",
     "Lanes",
     "RunResult",
+    "RateClock",
+    "check_run_dir",
+    "check_seed",
+    "holds_run",
+    "checked_algorithm",
     "chunk_size_for",
     "seed_keys",
     "evaluation_keys",
@@ -63,6 +69,7 @@ __all__ = [
     "train_run",
     "resume_run",
     "evaluate_run",
+    "save_evaluation",
     "render_plots",
     "diagnose_run",
     "load_policy",
@@ -99,15 +106,23 @@ def evaluation_keys(seed: int, num_seeds: int, update: int) -> jax.Array:
     return jax.vmap(jax.random.fold_in, in_axes=(0, None))(base, update)
 
 
+# A long run is cut into at least this many chunks, so the progress bar moves (a 5000-update DQN run
+# with updates_per_chunk 5000 used to go from 0 to 100% in one jump); a chunk is never cut below
+# _MIN_CHUNK updates for that, since each chunk costs a host round trip and metric writes.
+_CHUNKS_PER_RUN = 10
+_MIN_CHUNK = 50
+
+
 def chunk_size_for(num_updates: int, updates_per_chunk: int, eval_interval: int) -> int:
     """The chunk length actually compiled, so that every evaluation falls on a chunk boundary.
 
-    Without evaluation (or with one only after the last update) it is ``updates_per_chunk``; otherwise
-    the largest divisor of ``eval_interval`` not above ``updates_per_chunk`` (``eval_interval`` itself
+    The base length is ``updates_per_chunk``, capped at a tenth of the run (but not below 50 updates)
+    so the progress bar moves. Without evaluation (or with one only after the last update) that is the
+    chunk; otherwise the largest divisor of ``eval_interval`` not above it (``eval_interval`` itself
     when that is shorter). Boundaries are then multiples of one length and only the last chunk may be
     shorter: at most two compiled chunk programs per run.
     """
-    chunk = max(1, min(updates_per_chunk, num_updates))
+    chunk = max(1, min(updates_per_chunk, num_updates, max(-(-num_updates // _CHUNKS_PER_RUN), _MIN_CHUNK)))
     if eval_interval <= 0 or eval_interval >= num_updates:
         return chunk  # evaluation only after the last update, which always ends a chunk
     return max(d for d in range(1, min(chunk, eval_interval) + 1) if eval_interval % d == 0)
@@ -378,21 +393,69 @@ def _device_description() -> str:
     return f"{device.platform}:{getattr(device, 'device_kind', '')}".rstrip(":")
 
 
-def _prepare_run_dir(run_dir: str) -> None:
-    if os.path.exists(run_dir) and not os.path.isdir(run_dir):
+_MAX_SEED = 2**32 - 1
+
+
+def check_seed(seed: Any, name: str = "seed") -> None:
+    """A base seed must be an integer in [0, 2**32 - 1]: PRNGKey keeps 32 bits, so 2**32 would silently
+    give the same keys as 0, and larger values overflow."""
+    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed <= _MAX_SEED:
+        raise RunInputError(f"{name}={seed!r} must be an integer in [0, {_MAX_SEED}].")
+
+
+def holds_run(run_dir: str) -> bool:
+    """Whether ``run_dir`` holds a run (its config or checkpoints), finished or not."""
+    return (os.path.exists(os.path.join(run_dir, CONFIG_FILE))
+            or os.path.isdir(os.path.join(run_dir, CHECKPOINT_DIR)))
+
+
+def check_run_dir(run_dir: str, force: bool = False) -> None:
+    """Raises ``RunInputError`` unless a new run can be written to ``run_dir``; creates nothing.
+
+    Refused: an empty path, an existing file, a path below a file, an existing run (continue it with
+    resume instead), an existing non-empty directory that is not a run (unless ``force``: then the run
+    is written into it), and a location where no directory can be created (read-only, no permission).
+    """
+    if not run_dir or not str(run_dir).strip():
+        raise RunInputError("the run directory (--out) must not be empty.")
+    path = os.path.abspath(run_dir)
+    if os.path.exists(path) and not os.path.isdir(path):
         raise RunInputError(f"--out {run_dir!r} exists and is not a directory.")
-    if os.path.isdir(run_dir) and (os.path.exists(os.path.join(run_dir, CONFIG_FILE))
-                                   or os.path.isdir(os.path.join(run_dir, CHECKPOINT_DIR))):
-        raise RunInputError(f"{run_dir!r} already holds a run; continue it with --resume {run_dir} "
-                         "or choose another --out.")
-    os.makedirs(run_dir, exist_ok=True)
+    if os.path.isdir(path):
+        if holds_run(path):
+            raise RunInputError(f"{run_dir!r} already holds a run; continue it with --resume {run_dir} "
+                                "or choose another --out.")
+        if os.listdir(path) and not force:
+            raise RunInputError(f"--out {run_dir!r} is a non-empty directory that is not a jaxppo run; choose a "
+                                "new or empty directory, or pass --force to write the run into it.")
+        existing = path
+    else:
+        existing = os.path.dirname(path)
+        while not os.path.exists(existing):
+            existing = os.path.dirname(existing)
+        if not os.path.isdir(existing):
+            raise RunInputError(f"cannot create --out {run_dir!r}: {existing!r} is a file, not a directory.")
+    try:  # the only reliable test of writability (root ignores mode bits, not read-only mounts)
+        os.rmdir(tempfile.mkdtemp(prefix=".jaxppo-write-test-", dir=existing))
+    except OSError as error:
+        raise RunInputError(f"cannot write the run directory {run_dir!r}: {existing!r} is not writable "
+                            f"({error.strerror or error}).") from None
+
+
+def checked_algorithm(config: Any, env: Any = None, env_params: Any = None) -> Algorithm:
+    """``make_algorithm`` with its input errors (a DQN config on a continuous-action env, an env the
+    config cannot use) as ``RunInputError``. It builds modules only; nothing is traced or compiled."""
+    try:
+        return make_algorithm(config, env, env_params)
+    except ValueError as error:
+        raise RunInputError(str(error)) from None
 
 
 def train_run(config: Any, run_dir: str, num_seeds: int = DEFAULT_NUM_SEEDS, seed: int = 0,
               progress: bool = True, loggers: Sequence[Any] = (), config_name: Optional[str] = None,
               env: Any = None, env_params: Any = None, echo: Optional[Callable[[str], None]] = None,
               devices: Optional[Sequence[Any]] = None, grid: Optional[Mapping[str, Sequence[float]]] = None,
-              ) -> RunResult:
+              force: bool = False) -> RunResult:
     """Trains ``num_seeds`` seeds of ``config`` in chunks, writing everything into ``run_dir``.
 
     Seed ``i`` starts from ``jax.random.split(PRNGKey(seed), num_seeds)[i]``, as in ``jaxppo.train``.
@@ -402,11 +465,17 @@ def train_run(config: Any, run_dir: str, num_seeds: int = DEFAULT_NUM_SEEDS, see
     With ``grid`` (field -> values, as in ``jaxppo.sweep``) the run is a sweep: its lanes are every
     grid point x ``num_seeds`` seeds, trained, evaluated and checkpointed like seeds, and every
     per-seed file holds one row per lane (``run.json`` records the grid and the lane order).
+
+    Inputs are checked before anything is created or compiled (``check_run_dir``; ``force`` writes into
+    a non-empty directory that is not a run). Should anything fail before training starts, the files
+    this call created are removed again, so no half-made run remains.
     """
     if not isinstance(num_seeds, int) or isinstance(num_seeds, bool) or num_seeds <= 0:
         raise RunInputError(f"num_seeds={num_seeds!r} must be a positive integer.")
-    if not isinstance(seed, int) or isinstance(seed, bool):
-        raise RunInputError(f"seed={seed!r} must be an integer.")
+    check_seed(seed)
+    main = is_main_process()  # with several processes only process 0 touches the run directory
+    if main:
+        check_run_dir(run_dir, force)
     lanes = Lanes(seed, num_seeds)
     lane_configs = None
     if grid is not None:
@@ -418,45 +487,62 @@ def train_run(config: Any, run_dir: str, num_seeds: int = DEFAULT_NUM_SEEDS, see
             lane_configs = lanes.lane_configs(config)
         except ValueError as error:
             raise RunInputError(str(error)) from None
-    algorithm = make_algorithm(config, env, env_params)
+    algorithm = checked_algorithm(config, env, env_params)
     chunk = chunk_size_for(config.num_updates, config.run.updates_per_chunk, config.run.eval_interval)
     runner = ChunkRunner(algorithm, devices=devices, lane_configs=lane_configs)
     keys = lanes.keys()
     abstract_state = runner.abstract_state(keys)
     specs = runner.metric_specs(abstract_state)
     runner.check_memory(abstract_state, specs, chunk)  # before anything is created or compiled
-    main = is_main_process()  # with several processes only process 0 touches the run directory
-    if main:
-        _prepare_run_dir(run_dir)
-    if main:
-        atomic_write_yaml(os.path.join(run_dir, CONFIG_FILE), config_lib.config_to_dict(config))
-    run_info = {
-        "config_name": config_name or f"{config.algorithm}_{config.env}",
-        "seed": seed,
-        "num_seeds": num_seeds,
-        "grid": lanes.grid_json(),
-        "num_lanes": lanes.num_lanes,
-        "num_updates": config.num_updates,
-        "steps_per_update": config.steps_per_update,
-        "chunk_size": chunk,
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "device": _device_description(),
-        "devices": len(devices) if devices is not None else jax.device_count(),
-        "processes": jax.process_count(),
-        "jax_version": jax.__version__,
-        "custom_env": env is not None,
-    }
-    if main:
-        atomic_write_json(os.path.join(run_dir, RUN_FILE), run_info)
-    state = runner.init(keys)
-    records = _empty_records(specs, lanes.num_lanes, config.num_updates)
+    created = main and not os.path.exists(run_dir)
+    written: list[str] = []
+    try:
+        if main:
+            os.makedirs(run_dir, exist_ok=True)
+            written.append(os.path.join(run_dir, CONFIG_FILE))
+            atomic_write_yaml(written[-1], config_lib.config_to_dict(config))
+        run_info = {
+            "config_name": config_name or f"{config.algorithm}_{config.env}",
+            "seed": seed,
+            "num_seeds": num_seeds,
+            "grid": lanes.grid_json(),
+            "num_lanes": lanes.num_lanes,
+            "num_updates": config.num_updates,
+            "steps_per_update": config.steps_per_update,
+            "chunk_size": chunk,
+            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "device": _device_description(),
+            "devices": len(devices) if devices is not None else jax.device_count(),
+            "processes": jax.process_count(),
+            "jax_version": jax.__version__,
+            "custom_env": env is not None,
+        }
+        if main:
+            written.append(os.path.join(run_dir, RUN_FILE))
+            atomic_write_json(written[-1], run_info)
+        state = runner.init(keys)
+        records = _empty_records(specs, lanes.num_lanes, config.num_updates)
+    except Exception:
+        # Nothing trained yet: leave no half-made run behind. (An interrupt is not caught here: it
+        # leaves config.yaml and run.json, a run that --resume starts from update 0.)
+        for path in written:
+            if os.path.exists(path):
+                os.remove(path)
+        if created and os.path.isdir(run_dir) and not os.listdir(run_dir):
+            os.rmdir(run_dir)
+        raise
     ctx = _RunContext(run_dir, config, seed, lanes.num_lanes, chunk, runner, lanes)
     return _train_loop(ctx, state, records, progress, loggers, echo)
 
 
+_RUN_INFO_KEYS = ("seed", "num_seeds", "chunk_size")
+
+
 def _read_run(run_dir: str) -> tuple[Any, dict]:
-    if not os.path.isdir(run_dir):
+    if not os.path.exists(run_dir):
         raise RunInputError(f"run directory {run_dir!r} does not exist.")
+    if not os.path.isdir(run_dir):
+        raise RunInputError(f"{run_dir!r} is a file, not a run directory.")
     config_path = os.path.join(run_dir, CONFIG_FILE)
     run_path = os.path.join(run_dir, RUN_FILE)
     if not os.path.exists(config_path) or not os.path.exists(run_path):
@@ -465,8 +551,14 @@ def _read_run(run_dir: str) -> tuple[Any, dict]:
         config = config_lib.load_config(config_path)
     except ValueError as error:
         raise RunInputError(f"cannot read the run's config: {error}") from None
-    with open(run_path, "r", encoding="utf-8") as handle:
-        run_info = json.load(handle)
+    try:
+        with open(run_path, "r", encoding="utf-8") as handle:
+            run_info = json.load(handle)
+    except (OSError, ValueError) as error:
+        raise RunInputError(f"cannot read {run_path!r}: {error}") from None
+    missing = [key for key in _RUN_INFO_KEYS if not isinstance(run_info, dict) or key not in run_info]
+    if missing:
+        raise RunInputError(f"{run_path!r} is damaged: it lacks {', '.join(missing)}.")
     return config, run_info
 
 
@@ -512,7 +604,7 @@ def resume_run(run_dir: str, progress: bool = True, loggers: Sequence[Any] = (),
     """
     config, run_info = _read_run(run_dir)
     lanes = Lanes.of_run(run_info)
-    runner = ChunkRunner(make_algorithm(config, env, env_params), devices=devices,
+    runner = ChunkRunner(checked_algorithm(config, env, env_params), devices=devices,
                          lane_configs=lanes.lane_configs(config))
     ctx = _RunContext(run_dir, config, lanes.seed, lanes.num_lanes, run_info["chunk_size"], runner, lanes)
     state, records = _restore(run_dir, config, run_info, runner)
@@ -535,6 +627,41 @@ def _progress_text(records: _Records) -> str:
     return text
 
 
+class RateClock:
+    """Steps per second and time left, measured from the end of this session's first chunk.
+
+    The first chunk of a session includes compiling the chunk program (about 12 s of a 30 s CartPole
+    run), so a rate that counts it makes the first ETAs several times too long. After the first chunk
+    the text says so; from the second on it gives the rate over the chunks since the first, and the ETA
+    at that rate. ``clock`` is there for tests.
+    """
+
+    def __init__(self, total_steps: int, steps_done: int, clock: Callable[[], float] = time.perf_counter):
+        self._total = total_steps
+        self._clock = clock
+        self._start_steps: Optional[int] = None
+        self._start_time: Optional[float] = None
+        self._first_steps = steps_done
+
+    def chunk_done(self, steps_done: int) -> str:
+        now = self._clock()
+        if self._start_time is None:
+            self._start_steps, self._start_time = steps_done, now
+            if steps_done >= self._total:
+                return "done"
+            return "first chunk done (compiled); rate after the next"
+        rate = (steps_done - self._start_steps) / max(now - self._start_time, 1e-9)
+        left = (self._total - steps_done) / max(rate, 1e-9)
+        return f"{rate:,.0f} steps/s, ETA {_clock_text(left)}"
+
+
+def _clock_text(seconds: float) -> str:
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
 def _train_loop(ctx: _RunContext, state: Any, records: _Records, progress: bool, loggers: Sequence[Any],
                 echo: Optional[Callable[[str], None]]) -> RunResult:
     from tqdm.auto import tqdm
@@ -548,9 +675,13 @@ def _train_loop(ctx: _RunContext, state: Any, records: _Records, progress: bool,
     echo = echo or (lambda line: print(line, flush=True))
     if not main:
         progress, loggers, echo = False, (), (lambda line: None)
+    # tqdm's own rate and ETA would count the first chunk, which is mostly compilation; ours do not.
     bar = tqdm(total=num_updates * steps_all_seeds, initial=records.update * steps_all_seeds,
                unit="step", unit_scale=True, desc=f"{config.env} x{ctx.num_seeds} seeds", disable=not progress,
-               dynamic_ncols=True, smoothing=0.1, file=sys.stderr)
+               dynamic_ncols=True, file=sys.stderr,
+               bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]")
+    bar.set_postfix_str("compiling the first chunk", refresh=True)
+    clock = RateClock(num_updates * steps_all_seeds, records.update * steps_all_seeds)
     writer: Optional[CheckpointWriter] = None
     session_start = time.perf_counter()
     elapsed_before = records.elapsed_s
@@ -590,12 +721,11 @@ def _train_loop(ctx: _RunContext, state: Any, records: _Records, progress: bool,
                         "config": config_lib.config_to_dict(config),
                     })
             status = _progress_text(records)
-            bar.set_postfix_str(status, refresh=False)
+            timing = clock.chunk_done(stop * steps_all_seeds)
+            bar.set_postfix_str(f"{status}, {timing}", refresh=False)
             bar.update((stop - start) * steps_all_seeds)
             if not progress:
-                rate = stop * steps_all_seeds / max(records.elapsed_s, 1e-9)
-                echo(f"update {stop}/{num_updates}  env steps {stop * steps_per_update}/seed  {status}  "
-                     f"{rate:,.0f} steps/s")
+                echo(f"update {stop}/{num_updates}  env steps {stop * steps_per_update}/seed  {status}  {timing}")
     finally:
         bar.close()
         if writer is not None:
@@ -718,8 +848,10 @@ def _write_summary(run_dir: str, config: Any, seed: int, num_seeds: int, records
 
 # Plots ---------------------------------------------------------------------------------------------
 
-def render_plots(run_dir: str, dpi: int = 100) -> list[str]:
-    """(Re)draws learning_curve.png and diagnostics.png from the run's metric files; returns their paths."""
+def render_plots(run_dir: str, dpi: int = 100, smooth: Optional[int] = None) -> list[str]:
+    """(Re)draws learning_curve.png and diagnostics.png from the run's metric files; returns their paths.
+
+    ``smooth``: the learning curve's moving-average window in updates (None: 1% of the run; 1: raw)."""
     from jaxppo import plotting
 
     config, run_info = _read_run(run_dir)
@@ -736,7 +868,8 @@ def render_plots(run_dir: str, dpi: int = 100) -> list[str]:
     title = f"{config.algorithm.upper()} on {config.env}"
     curve = os.path.join(run_dir, CURVE_FILE)
     panels = os.path.join(run_dir, DIAGNOSTICS_FILE)
-    plotting.learning_curve_png(curve, env_steps, metrics["episode_return"], title, eval_steps, eval_return, dpi)
+    plotting.learning_curve_png(curve, env_steps, metrics["episode_return"], title, eval_steps, eval_return, dpi,
+                                smooth=smooth)
     plotting.diagnostics_png(panels, env_steps, metrics, title, dpi=dpi,
                              pathology_starts=_pathology_starts(metrics, config))
     return [curve, panels]
@@ -773,11 +906,11 @@ def load_run_state(run_dir: str, eval_episodes: Optional[int] = None, env: Any =
     config, run_info = _read_run(run_dir)
     if eval_episodes is not None:
         config = config_lib.apply_overrides(config, {"run.eval_episodes": eval_episodes})
-    algorithm = make_algorithm(config, env, env_params)
+    algorithm = checked_algorithm(config, env, env_params)
+    if latest_checkpoint_update(os.path.join(run_dir, CHECKPOINT_DIR)) is None:
+        raise RunInputError(f"{run_dir!r} has no checkpoint yet.")
     runner = ChunkRunner(algorithm, lane_configs=Lanes.of_run(run_info).lane_configs(config))
     state, records = _restore(run_dir, config, run_info, runner)
-    if state is None:
-        raise RunInputError(f"{run_dir!r} has no checkpoint yet.")
     return RunState(config, run_info, algorithm, state, records.update, runner)
 
 
@@ -789,10 +922,44 @@ def evaluate_run(run_dir: str, episodes: Optional[int] = None, seed: int = 0, en
     Episode ``e`` of seed ``i`` starts from the key ``evaluation_keys(seed, S, update)[i]`` gives
     ``algorithm.evaluate``; ``seed`` selects another set of evaluation episodes.
     """
+    check_seed(seed)
+    if episodes is not None and (not isinstance(episodes, int) or isinstance(episodes, bool) or episodes <= 0):
+        raise RunInputError(f"episodes={episodes!r} must be a positive integer.")
     loaded = load_run_state(run_dir, episodes, env, env_params)
     keys = Lanes.of_run(loaded.run_info)._replace(seed=seed).evaluation_keys(loaded.update)
     result = loaded.runner.host(loaded.runner.evaluate(loaded.state, keys))
     return {"update": loaded.update, **{name: np.asarray(values) for name, values in result.items()}}
+
+
+def evaluation_file(update: int, seed: int = 0) -> str:
+    """The name ``jaxppo eval`` saves an evaluation under: ``eval_<update>.json`` (``_seed<S>`` added
+    for another evaluation seed), so re-evaluating the same checkpoint the same way replaces the file."""
+    return f"eval_{update}.json" if seed == 0 else f"eval_{update}_seed{seed}.json"
+
+
+def save_evaluation(run_dir: str, result: Mapping[str, Any], seed: int = 0) -> str:
+    """Writes an ``evaluate_run`` result into the run directory atomically; returns the path.
+
+    The file holds the update evaluated, the evaluation seed, episodes per seed, each seed's episode
+    returns and lengths, and the statistics over seeds of the per-seed mean return (as in eval.jsonl).
+    """
+    returns = np.asarray(result["eval_return"], np.float64)  # [S, E]
+    lengths = np.asarray(result["eval_length"], np.float64)
+    per_seed = returns.mean(axis=1)
+    stats = aggregate_over_seeds(per_seed)
+    record = {
+        "update": int(result["update"]),
+        "evaluation_seed": seed,
+        "episodes_per_seed": int(returns.shape[1]),
+        "eval_return": {name: _short(stats[name]) for name in _STATS},
+        "per_seed_mean_return": [_short(v) for v in per_seed],
+        "episode_returns": [[_short(v) for v in row] for row in returns],
+        "episode_lengths": [[int(v) for v in row] for row in lengths],
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+    path = os.path.join(run_dir, evaluation_file(record["update"], seed))
+    atomic_write_json(path, record)
+    return path
 
 
 def load_policy(run_dir: str, seed_index: int = 0, env: Any = None, env_params: Any = None) -> Callable:
@@ -813,8 +980,16 @@ def load_policy(run_dir: str, seed_index: int = 0, env: Any = None, env_params: 
     def act_jit(obs: jax.Array, key: jax.Array) -> jax.Array:
         return act_fn(policy, obs, key, deterministic=True)
 
+    expected = tuple(loaded.algorithm.env.observation_space(loaded.algorithm.env_params).shape)
+
     def act(obs: Any, key: Optional[jax.Array] = None) -> jax.Array:
-        return act_jit(jnp.asarray(obs), jax.random.PRNGKey(0) if key is None else key)
+        obs = jnp.asarray(obs)
+        one = obs.shape == expected
+        batch = obs.ndim == len(expected) + 1 and obs.shape[1:] == expected
+        if not (one or batch):
+            raise RunInputError(f"observation of shape {obs.shape} given to the policy of {run_dir!r}, which expects "
+                             f"one observation of shape {expected} or a batch of shape (N, {', '.join(map(str, expected))}).")
+        return act_jit(obs, jax.random.PRNGKey(0) if key is None else key)
 
     act.__doc__ = f"Deterministic action of seed {seed_index} of {run_dir} (update {loaded.update})."
     return act

@@ -12,7 +12,8 @@ def add_parser(commands: Any) -> None:
     evaluate = commands.add_parser(
         "eval", help="greedy evaluation of a run's latest checkpoint",
         description="Load RUN_DIR's latest checkpoint and run the deterministic policy of every seed\n"
-                    "for --episodes episodes on fresh environments.",
+                    "for --episodes episodes on fresh environments. The results are saved in\n"
+                    "RUN_DIR/eval_<update>.json (eval_<update>_seed<S>.json with --seed S).",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     evaluate.add_argument("run_dir", metavar="RUN_DIR")
     evaluate.add_argument("--episodes", type=int, default=None, metavar="N",
@@ -28,6 +29,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.episodes is not None and args.episodes <= 0:
         raise UsageError(f"--episodes {args.episodes} must be a positive integer")
+    runner.check_seed(args.seed, "--seed")
     result = runner.evaluate_run(args.run_dir, episodes=args.episodes, seed=args.seed)
     returns = np.asarray(result["eval_return"], np.float64)  # [S, E]
     per_seed = returns.mean(axis=1)
@@ -43,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
         print("  held-out split: " + "  ".join(
             f"{name.removeprefix('eval_')} {np.median(values):.4g}" for name, values in held_out.items())
             + "  (median over seeds)")
+    print(f"wrote {runner.save_evaluation(args.run_dir, result, seed=args.seed)}")
     return 0
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
+import shutil
 from typing import Any
 
 from jaxppo.cli.common import DEFAULT_CONFIG, UsageError, resolve_config
-from jaxppo.run_io import RunInputError
 
 _TRAIN_EPILOG = """\
 CONFIG is a YAML file, or the name of a config in ./configs/ or among the bundled ones
@@ -36,6 +36,8 @@ def add_parser(commands: Any) -> None:
     train.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                        help="override a config field (repeatable), e.g. --set learning_rate=1e-3")
     train.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its latest checkpoint")
+    train.add_argument("--force", action="store_true",
+                       help="write the run into --out even if it is a non-empty directory that is not a run")
     train.add_argument("--no-progress", action="store_true",
                        help="no progress bar; print one line per chunk instead")
     train.add_argument("--tensorboard", action="store_true",
@@ -151,6 +153,16 @@ def _print_summary(summary: dict) -> None:
     print("\n".join(lines), flush=True)
 
 
+def _check_logger_dependencies(args: argparse.Namespace) -> None:
+    """The trackers' imports, checked before anything is created (the loggers create files)."""
+    import importlib.util
+
+    if args.tensorboard and importlib.util.find_spec("tensorboardX") is None:
+        raise UsageError("--tensorboard needs tensorboardX: pip install 'jaxppo[tensorboard]'")
+    if args.wandb and importlib.util.find_spec("wandb") is None:
+        raise UsageError("--wandb needs wandb: pip install 'jaxppo[wandb]'")
+
+
 def run(args: argparse.Namespace) -> int:
     from jaxppo import runner
     from jaxppo.config import apply_overrides
@@ -160,11 +172,14 @@ def run(args: argparse.Namespace) -> int:
 
     main = is_main_process()
     progress = not args.no_progress
+    _check_logger_dependencies(args)
     if args.resume:
-        if args.config or args.overrides or args.seeds is not None or args.seed is not None or args.out:
+        if (args.config or args.overrides or args.seeds is not None or args.seed is not None or args.out
+                or args.force):
             raise UsageError("--resume takes config, seeds and directory from the run; drop CONFIG, --set, "
-                              "--seeds, --seed and --out")
+                             "--seeds, --seed, --out and --force")
         config, _ = runner._read_run(args.resume)
+        runner.checked_algorithm(config)
         loggers = _loggers(args, args.resume, config) if main else []
         if main:
             print(f"resuming {args.resume}", flush=True)
@@ -172,6 +187,8 @@ def run(args: argparse.Namespace) -> int:
         if not main:
             return 0
     else:
+        # Everything is validated before anything is created or compiled: config, overrides, seeds,
+        # the env/algorithm pair and the output path.
         try:
             config, config_name = resolve_config(args.config)
             if args.overrides:
@@ -181,33 +198,27 @@ def run(args: argparse.Namespace) -> int:
         num_seeds = runner.DEFAULT_NUM_SEEDS if args.seeds is None else args.seeds
         if num_seeds <= 0:
             raise UsageError(f"--seeds {num_seeds} must be a positive integer")
-        out = args.out or os.path.join(
+        runner.check_seed(0 if args.seed is None else args.seed, "--seed")
+        runner.checked_algorithm(config)
+        out = args.out if args.out is not None else os.path.join(
             "runs", f"{config_name}-{datetime.datetime.now(datetime.timezone.utc).strftime('%Y%m%d-%H%M%S')}")
         if not main:  # process 0 alone checks, creates and writes the run directory
             runner.train_run(config, out, num_seeds=num_seeds, seed=args.seed or 0, progress=False,
                              config_name=config_name)
             return 0
-        if os.path.isdir(out) and (os.path.exists(os.path.join(out, runner.CONFIG_FILE))
-                                   or os.path.isdir(os.path.join(out, runner.CHECKPOINT_DIR))):
-            raise UsageError(f"{out!r} already holds a run; continue it with --resume {out} or choose another --out")
+        runner.check_run_dir(out, force=args.force)
         print(f"training {config.algorithm.upper()} on {config.env}: {num_seeds} seeds x {config.num_updates} "
               f"updates ({config.num_updates * config.steps_per_update:,} env steps per seed) -> {out}", flush=True)
         created = not os.path.exists(out)
         os.makedirs(out, exist_ok=True)
         try:
             loggers = _loggers(args, out, config)
-        except RunInputError:
-            if created and not os.listdir(out):
-                os.rmdir(out)
-            raise
-        try:
+            # --out was checked above; a logger may since have created its folder inside it.
             result = runner.train_run(config, out, num_seeds=num_seeds, seed=args.seed or 0, progress=progress,
-                                      loggers=loggers, config_name=config_name)
-        except RunInputError:  # refused before training (memory estimate, say): leave nothing behind
-            if created and os.path.isdir(out) and not os.listdir(out):
-                os.rmdir(out)
+                                      loggers=loggers, config_name=config_name, force=True)
+        except BaseException:
+            if created and os.path.isdir(out) and not runner.holds_run(out):
+                shutil.rmtree(out, ignore_errors=True)  # only what this command made, and no run in it
             raise
     _print_summary(result.summary)
     return 0
-
-

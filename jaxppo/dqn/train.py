@@ -159,6 +159,9 @@ def make_context(config: DQNConfig, env: Any = None, env_params: Any = None) -> 
     if not spec.discrete:
         raise ValueError(f"DQN needs a discrete action space; env={config.env!r} is continuous. Use PPO.")
     obs_shape = observation_shape(env, env_params)
+    if config.torso == "conv" and len(obs_shape) != 3:
+        raise ValueError(f"torso='conv' needs [height, width, channels] observations; env={config.env!r} gives "
+                         f"shape {obs_shape}. Use torso: mlp.")
     network = QNetwork(config.hidden_sizes, config.activation, spec.num_actions, config.torso,
                        max(len(obs_shape), 1))
     optimizer = make_optimizer(config.learning_rate, max_grad_norm=config.max_grad_norm,

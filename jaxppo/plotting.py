@@ -15,7 +15,8 @@ import numpy as np
 
 from jaxppo.run_io import atomic_write_bytes
 
-__all__ = ["DIAGNOSTIC_KEYS", "learning_curve_png", "diagnostics_png", "save_figure"]
+__all__ = ["DIAGNOSTIC_KEYS", "learning_curve_png", "diagnostics_png", "save_figure", "moving_average",
+           "auto_smoothing"]
 
 # Shown in this order when present in the metrics (PPO has policy_loss, DQN td_loss, ...).
 DIAGNOSTIC_KEYS: tuple[str, ...] = (
@@ -61,28 +62,65 @@ def save_figure(fig, path: str, dpi: int = 100) -> None:
     atomic_write_bytes(path, buffer.getvalue())
 
 
+def moving_average(values: np.ndarray, window: int) -> np.ndarray:
+    """Trailing mean over the last ``window`` updates along the last axis, ignoring NaNs; the first
+    ``window - 1`` points average what there is so far (no shift, no lost points)."""
+    values = np.asarray(values, np.float64)
+    if window <= 1:
+        return values
+    finite = np.isfinite(values)
+    sums = np.cumsum(np.where(finite, values, 0.0), axis=-1)
+    counts = np.cumsum(finite, axis=-1, dtype=np.float64)
+    sums[..., window:] = sums[..., window:] - sums[..., :-window]
+    counts[..., window:] = counts[..., window:] - counts[..., :-window]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(counts > 0, sums / np.maximum(counts, 1.0), np.nan)
+
+
+def auto_smoothing(num_updates: int) -> int:
+    """The default window: 1% of the run (a 50,000-update DQN run averages 500 updates, the 976-update
+    CartPole PPO run 9), and none for runs under 200 updates."""
+    return max(1, num_updates // 100) if num_updates >= 200 else 1
+
+
 def learning_curve_png(path: str, env_steps: np.ndarray, episode_return: np.ndarray, title: str,
                        eval_steps: Optional[np.ndarray] = None, eval_return: Optional[np.ndarray] = None,
-                       dpi: int = 100) -> None:
+                       dpi: int = 100, smooth: Optional[int] = None) -> int:
     """Training return (median and IQR over seeds) against env steps per seed, with evaluations if any.
 
-    ``episode_return`` is ``[S, T]``; ``eval_return`` is ``[S, K]`` at ``eval_steps`` ``[K]``.
+    ``episode_return`` is ``[S, T]``; ``eval_return`` is ``[S, K]`` at ``eval_steps`` ``[K]``. Each
+    seed's curve is first averaged over a trailing window of ``smooth`` updates (``None``:
+    ``auto_smoothing``; 1: raw), stated on the y axis; DQN's per-update returns are spiky. Evaluations are
+    never smoothed. Returns the window used.
     """
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.2))
     num_seeds = episode_return.shape[0]
-    _band(ax, env_steps, episode_return, "tab:blue", f"training return (median, IQR over {num_seeds} seeds)")
+    window = auto_smoothing(episode_return.shape[-1]) if smooth is None else max(1, int(smooth))
+    _band(ax, env_steps, moving_average(episode_return, window), "tab:blue",
+          f"training return (median, IQR over {num_seeds} seeds)")
     if eval_steps is not None and eval_return is not None and len(eval_steps):
         q25, median, q75 = np.percentile(np.asarray(eval_return, np.float64), [25, 50, 75], axis=0)
         ax.errorbar(eval_steps, median, yerr=[median - q25, q75 - median], fmt="o-", color="tab:orange",
                     ms=3.5, lw=1.0, capsize=2, label="greedy evaluation (median, IQR)")
     ax.set_xlabel("environment steps per seed")
-    ax.set_ylabel("episode return")
+    ax.set_ylabel("episode return" if window == 1 else
+                  f"episode return\n(moving average over {window} updates = "
+                  f"{_steps_text(window * _step_size(env_steps))} steps)")
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(loc="best", fontsize=8)
     fig.tight_layout()
     save_figure(fig, path, dpi)
+    return window
+
+
+def _step_size(env_steps: np.ndarray) -> int:
+    return int(env_steps[1] - env_steps[0]) if len(env_steps) > 1 else int(env_steps[0]) if len(env_steps) else 0
+
+
+def _steps_text(steps: int) -> str:
+    return f"{steps / 1e6:g}M" if steps >= 1_000_000 else f"{steps / 1e3:g}k" if steps >= 10_000 else f"{steps:,}"
 
 
 def diagnostics_png(path: str, env_steps: np.ndarray, metrics: Mapping[str, np.ndarray], title: str,
@@ -104,6 +142,7 @@ def diagnostics_png(path: str, env_steps: np.ndarray, metrics: Mapping[str, np.n
     for ax, key in zip(axes.ravel(), present):
         _band(ax, env_steps, metrics[key], "tab:green", key)
         ax.set_title(key, fontsize=10)
+        ax.set_xlabel("environment steps per seed", fontsize=8)
         ax.grid(alpha=0.3)
         ax.tick_params(labelsize=8)
     for ax in axes.ravel()[len(present):]:

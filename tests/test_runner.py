@@ -95,7 +95,9 @@ def test_chunk_size_does_not_change_results_and_compiles_once_per_length():
 
 @pytest.mark.parametrize("num_updates, per_chunk, interval, expected", [
     (976, 61, 61, 61), (100, 50, 0, 50), (100, 50, 10, 10), (100, 50, 30, 30), (100, 50, 70, 35),
-    (100, 500, 0, 100), (12, 4, 100, 4),
+    (100, 500, 0, 50), (12, 4, 100, 4),
+    # A long run is cut into at least 10 chunks so the progress bar moves (DQN: 5000 updates).
+    (5000, 5000, 0, 500), (50_000, 5000, 2500, 2500), (300, 5000, 0, 50),
 ])
 def test_chunk_size_puts_every_evaluation_on_a_chunk_boundary(num_updates, per_chunk, interval, expected):
     chunk = runner.chunk_size_for(num_updates, per_chunk, interval)
@@ -366,3 +368,14 @@ def test_bundled_default_config_is_ppo_defaults_plus_value_clipping_and_is_the_c
     assert config.num_updates == 976 and config.num_updates % config.run.updates_per_chunk == 0
     assert runner.chunk_size_for(config.num_updates, config.run.updates_per_chunk, config.run.eval_interval) == 61
     assert config.run.eval_interval == 61 and config.run.checkpoint_every_chunks == 4
+
+
+def test_rate_and_eta_leave_out_the_first_chunk_which_compiles():
+    times = iter([130.0, 132.0, 134.0])  # the first chunk ended 30 s in (compiling), later ones take 2 s
+    clock = runner.RateClock(total_steps=4000, steps_done=0, clock=lambda: next(times))
+    assert "compiled" in clock.chunk_done(1000)
+    assert clock.chunk_done(2000) == "500 steps/s, ETA 0:04"  # 1000 steps in 2 s; 2000 left
+    assert clock.chunk_done(3000) == "500 steps/s, ETA 0:02"
+    # A rate that counted the first chunk (started at 100 s) would read 3000 / 34 s = 88 steps/s, ETA 0:11.
+    resumed = runner.RateClock(total_steps=4000, steps_done=3000, clock=lambda: 0.0)
+    assert resumed.chunk_done(4000) == "done"

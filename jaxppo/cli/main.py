@@ -21,7 +21,7 @@ from jaxppo.run_io import RunInputError
 __all__ = ["main", "build_parser", "VERBS"]
 
 # Order is the order of `jaxppo --help`.
-VERBS = ("train", "eval", "plot", "diagnose", "lab", "sweep")
+VERBS = ("train", "eval", "plot", "diagnose", "lab", "sweep", "render", "config", "envs")
 
 _DESCRIPTION = """\
 Train PPO / DQN as compiled, seed-vmapped JAX programs, then evaluate and plot the runs.
@@ -35,6 +35,9 @@ Train PPO / DQN as compiled, seed-vmapped JAX programs, then evaluate and plot t
                                             a grid x seeds in one program, with a table per setting
   jaxppo diagnose runs/NAME                 which seeds went wrong, when, why, and what to change
   jaxppo lab seed000 --seeds 64             failure rates, returns and throughput of a grid of variants
+  jaxppo render runs/NAME --out episode.gif an episode of the trained policy as an animation
+  jaxppo config show ppo_cartpole --set gamma=0.98   the resolved config as YAML
+  jaxppo envs                               the environments that can be trained, with their spaces
 """
 
 

@@ -1,6 +1,6 @@
 """Reproduce each seed report's failure and its fix across many seeds, and write the statistics.
 
-Each report in ``../shared/seeds/`` is one person's single run. Here the failing config and the fixed
+Each debugging report (000-004, retold in docs/stability.md) is one person's single run. Here the failing config and the fixed
 config each train ``--seeds`` seeds in one compiled program, and the JSON records, over seeds, what
 the reports' authors read: the first and last value (or TD) loss, explained variance, value-clip
 fraction, gradient norm and clip ratio, Q range, and the final return. It also records the fraction

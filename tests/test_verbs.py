@@ -157,3 +157,19 @@ def test_bundled_dqn_configs_evaluate_and_their_bar_moves():
         # Shortened to 5,000 updates (the report's case) the run still moves in 10 chunks.
         short = config.replace(total_timesteps=5000 * config.steps_per_update)
         assert short.num_updates // runner.chunk_size_for(short.num_updates, short.run.updates_per_chunk, 0) >= 10
+
+
+def test_the_project_stands_alone_and_ships_its_type_hints():
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    for folder in ("README.md", "docs", "jaxppo", "benchmarks", "configs", "tests"):
+        path = os.path.join(REPO, folder)
+        files = [path] if os.path.isfile(path) else [os.path.join(root, name) for root, _, names in os.walk(path)
+                                                     for name in names if name.endswith((".md", ".py", ".yaml"))]
+        for file in files:
+            with open(file, encoding="utf-8") as handle:
+                text = handle.read()
+            assert "../" + "shared" not in text, file  # split so this test does not find itself
+    assert os.path.isfile(os.path.join(REPO, "jaxppo", "py.typed"))
+    with open(os.path.join(REPO, "pyproject.toml"), "rb") as handle:
+        package_data = tomllib.load(handle)["tool"]["setuptools"]["package-data"]
+    assert "py.typed" in package_data["jaxppo"]

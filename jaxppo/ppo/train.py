@@ -64,7 +64,7 @@ from jaxppo.ppo.networks import (
     sample_action,
 )
 from jaxppo.returns import gae_advantages, monte_carlo_returns, symexp, symlog
-from jaxppo.transforms import gradient_stats, linear_schedule, make_optimizer, nonfinite_update_count
+from jaxppo.transforms import gradient_stats, make_optimizer, nonfinite_update_count
 
 __all__ = [
     "PPOContext",
@@ -164,15 +164,9 @@ def make_context(config: PPOConfig, env: Any = None, env_params: Any = None) -> 
     actor = Actor(config.hidden_sizes, config.activation, spec.num_actions, spec.discrete,
                   config.log_std_init, obs_ndim)
     critic = Critic(config.hidden_sizes, config.activation, obs_ndim)
-    total_steps = config.num_updates * config.num_epochs * config.num_minibatches
-    if config.anneal_lr:
-        learning_rate = linear_schedule(config.learning_rate, total_steps)
-        critic_rate = (None if config.critic_learning_rate is None
-                       else linear_schedule(config.critic_learning_rate, total_steps))
-    else:
-        learning_rate, critic_rate = config.learning_rate, config.critic_learning_rate
-    optimizer = make_optimizer(learning_rate, max_grad_norm=config.max_grad_norm, adam_eps=config.adam_eps,
-                               critic_learning_rate=critic_rate)
+    # Constant rates here; anneal_lr scales each update's step by learning_rate_fraction instead.
+    optimizer = make_optimizer(config.learning_rate, max_grad_norm=config.max_grad_norm, adam_eps=config.adam_eps,
+                               critic_learning_rate=config.critic_learning_rate)
     return PPOContext(config, env, env_params, actor, critic, optimizer, spec, obs_shape)
 
 
@@ -307,6 +301,13 @@ def estimate_returns(ctx: PPOContext, state: PPOState, trajectory: Transition) -
     bootstrap_critic = ctx.critic.apply(critic_params, trajectory.final_obs)
     values = critic_to_return(cfg, state.return_stats, critic_values)
     bootstrap = critic_to_return(cfg, state.return_stats, bootstrap_critic)
+    # Where an episode goes on, the next state's value is the value the next step is compared with:
+    # V(obs[t+1]) as the policy saw it, normalised with step t+1's observation statistics. V of
+    # final_obs normalised with step t's statistics would differ (slightly, while the statistics move),
+    # and GAE with lambda = 1 would no longer telescope to Monte Carlo minus V. At an episode end the
+    # next observation is a reset one, so final_obs is the only choice; after the last step too.
+    next_values = jnp.concatenate([values[1:], bootstrap[-1:]], axis=0)
+    bootstrap = jnp.where(trajectory.done, bootstrap, next_values)
 
     reward_stats = state.reward_stats
     rewards = trajectory.reward
@@ -353,6 +354,22 @@ class LearnerState(NamedTuple):
     params: dict
     opt_state: Any
     stopped: jax.Array  # KL early stopping has fired for this update
+    learning_rate_fraction: jax.Array  # this update's share of the learning rates (1.0 without annealing)
+
+
+def learning_rate_fraction(config: PPOConfig, update_step: jax.Array) -> jax.Array:
+    """``1 - update_step / num_updates`` with ``anneal_lr`` (else 1): the rates fall linearly to
+    ``1 / num_updates`` of their value in the last update, as CleanRL anneals them.
+
+    The fraction counts updates, not optimiser steps: with ``target_kl`` early stopping an update takes
+    fewer steps than ``num_epochs * num_minibatches``, and a schedule over optimiser steps would never
+    get near 0 (KL stopping after one epoch of four leaves it at 75% of its start). Adam's step is
+    linear in its learning rate, so multiplying the step by the fraction is the same as annealing the
+    rate, for the actor's and the critic's rate alike.
+    """
+    if not config.anneal_lr:
+        return jnp.ones((), jnp.float32)
+    return 1.0 - update_step.astype(jnp.float32) / config.num_updates
 
 
 class MinibatchMetrics(NamedTuple):
@@ -408,6 +425,7 @@ def _learn_on_minibatch(ctx: PPOContext, learner: LearnerState, minibatch: Batch
     (_, aux), grads = jax.value_and_grad(ppo_loss, has_aux=True)(learner.params, ctx, minibatch)
     grad_stats = gradient_stats(grads, cfg.max_grad_norm)
     updates, opt_state = ctx.optimizer.update(grads, learner.opt_state, learner.params)
+    updates = jax.tree.map(lambda u: u * learner.learning_rate_fraction, updates)
     params = optax.apply_updates(learner.params, updates)
     stopped = learner.stopped
     if cfg.target_kl is not None:
@@ -415,7 +433,7 @@ def _learn_on_minibatch(ctx: PPOContext, learner: LearnerState, minibatch: Batch
         stopped = _kl_after_update(ctx, params["actor"], minibatch) > cfg.target_kl
     metrics = MinibatchMetrics(performed=jnp.ones((), jnp.float32), grad_norm=grad_stats.grad_norm,
                                grad_clip_ratio=grad_stats.grad_clip_ratio, **aux)
-    return LearnerState(params, opt_state, stopped), metrics
+    return LearnerState(params, opt_state, stopped, learner.learning_rate_fraction), metrics
 
 
 def minibatch_update(ctx: PPOContext, learner: LearnerState, minibatch: Batch
@@ -472,7 +490,8 @@ def train_step(ctx: PPOContext, state: PPOState, _: Any = None) -> tuple[PPOStat
     )
     key, epochs_key = jax.random.split(state.key)
     params = {**state.params, "critic": estimate.critic_params}
-    learner = LearnerState(params, state.opt_state, jnp.zeros((), bool))
+    rate_fraction = learning_rate_fraction(cfg, state.update_step)
+    learner = LearnerState(params, state.opt_state, jnp.zeros((), bool), rate_fraction)
     learner, per_minibatch = jax.lax.scan(
         functools.partial(epoch_update, ctx, batch), learner, jax.random.split(epochs_key, cfg.num_epochs)
     )
@@ -500,6 +519,7 @@ def train_step(ctx: PPOContext, state: PPOState, _: Any = None) -> tuple[PPOStat
         episode_length=episode_length,
         episodes_completed=episodes_completed,
         nonfinite_updates=nonfinite_update_count(learner.opt_state),
+        learning_rate=cfg.learning_rate * rate_fraction,
         # Observations, scaled-reward returns and value targets left out of the running statistics
         # because they held a NaN or Inf (cumulative, like nonfinite_updates).
         nonfinite_samples=(state.obs_stats.nonfinite_count + estimate.reward_stats.nonfinite_count

@@ -299,23 +299,25 @@ def test_run_killed_after_a_checkpoint_resumes_to_the_uninterrupted_result(tmp_p
 # Evaluation and acting --------------------------------------------------------------------------
 
 def _hand_rollout(act, env, env_params, key, num_episodes: int, max_steps: int) -> np.ndarray:
-    """Greedy episodes stepped one at a time in Python, with the key layout ``evaluate`` documents."""
+    """Greedy episodes stepped one step at a time in Python, with the key layout ``evaluate`` documents.
+
+    All episodes step together, as in ``evaluate``: the policy sees the same ``[E, obs]`` batch and the
+    env is the same vmapped step.
+    """
     reset_key, run_key = jax.random.split(key)
     step_keys = jax.random.split(run_key, max_steps)
-    step = jax.jit(env.step)
-    returns = []
-    for episode, episode_key in enumerate(jax.random.split(reset_key, num_episodes)):
-        obs, state = env.reset(episode_key, env_params)
-        total = 0.0
-        for t in range(max_steps):
-            action = act(obs)
-            key_t = jax.random.split(step_keys[t], num_episodes)[episode]
-            obs, state, reward, terminated, truncated, _ = step(key_t, state, action, env_params)
-            total += float(reward)
-            if bool(terminated) or bool(truncated):
-                break
-        returns.append(total)
-    return np.array(returns)
+    obs, state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(reset_key, num_episodes), env_params)
+    step = jax.jit(jax.vmap(env.step, in_axes=(0, 0, 0, None)))
+    totals, running = np.zeros(num_episodes), np.ones(num_episodes, bool)
+    for t in range(max_steps):
+        action = act(obs)
+        obs, state, reward, terminated, truncated, _ = step(jax.random.split(step_keys[t], num_episodes), state,
+                                                            action, env_params)
+        totals += np.where(running, np.asarray(reward, np.float64), 0.0)
+        running &= ~(np.asarray(terminated) | np.asarray(truncated))
+        if not running.any():
+            break
+    return totals
 
 
 def test_evaluation_matches_a_hand_run_greedy_rollout(finished_run):
@@ -329,7 +331,11 @@ def test_evaluation_matches_a_hand_run_greedy_rollout(finished_run):
         act = runner.load_policy(run_dir, seed_index=seed_index)
         expected = _hand_rollout(act, loaded.algorithm.env, loaded.algorithm.env_params, keys[seed_index], 2,
                                  max_steps)
-        np.testing.assert_array_equal(result["eval_return"][seed_index], expected)
+        # Up to one step: evaluate's step is compiled inside its scan, this one alone, and XLA may fuse
+        # CartPole's physics differently (an FMA here, not there); an episode that ends on the pole-angle
+        # threshold can then end one step apart (199 against 198, seen). A wrong key layout starts other
+        # episodes altogether.
+        np.testing.assert_allclose(result["eval_return"][seed_index], expected, atol=1.0, rtol=0)
     assert result["eval_return"].min() >= 1
 
 

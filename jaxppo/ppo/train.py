@@ -335,9 +335,12 @@ def estimate_returns(ctx: PPOContext, state: PPOState, trajectory: Transition) -
         merge = rs.replace_with_batch if cfg.return_normalization == "batch" else rs.update
         # A non-finite return (a NaN reward) would poison the statistics for good, and through PopArt the
         # critic's weights: such a batch leaves them as they were (its gradient step is skipped anyway).
+        # The merge itself leaves non-finite samples out and counts them; keeping the whole batch out
+        # as well must not lose that count (nonfinite_samples).
         finite = jnp.all(jnp.isfinite(returns))
-        return_stats = jax.tree.map(lambda new, old: jnp.where(finite, new, old),
-                                    merge(return_stats, returns), return_stats)
+        merged = merge(return_stats, returns)
+        return_stats = jax.tree.map(lambda new, old: jnp.where(finite, new, old), merged, return_stats)
+        return_stats = return_stats.replace(nonfinite_count=merged.nonfinite_count)
     targets = return_to_critic(cfg, return_stats, returns)
     clip_centres = critic_values
     if cfg.return_normalization != "off":

@@ -473,7 +473,7 @@ def load_config(path: str | os.PathLike[str]) -> Any:
         with open(resolved, "r", encoding="utf-8") as handle:
             data = yaml.safe_load(handle)
     except IsADirectoryError:
-        raise ValueError(f"config {str(resolved)!r} is a directory, not a YAML file.") from None
+        raise ValueError(f"cannot read config file {str(resolved)!r}: it is a directory, not a YAML file.") from None
     except UnicodeDecodeError:
         raise ValueError(f"config file {str(resolved)!r} is not a text (UTF-8) file.") from None
     except OSError as error:

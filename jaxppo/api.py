@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import functools
 import itertools
 import math
@@ -14,7 +13,7 @@ import jax.numpy as jnp
 from jax.sharding import NamedSharding, PartitionSpec
 
 from jaxppo.algorithm import Algorithm
-from jaxppo.config import DQNConfig, PPOConfig
+from jaxppo.config import DQNConfig, PPOConfig, _nearest_key
 from jaxppo.parallel import SEED_AXIS, SeedLayout
 
 __all__ = ["make_algorithm", "make_train", "train", "stack_configs", "sweep", "SweepResult", "check_grid",
@@ -150,8 +149,8 @@ def check_grid(config: Any, grid: Mapping[str, Sequence[Any]]) -> tuple[tuple[st
     names, values = [], {}
     for name, raw in grid.items():
         if name not in fields:
-            hint = difflib.get_close_matches(name, list(fields), n=1)
-            extra = f" (did you mean {hint[0]!r}?)" if hint else ""
+            hint = _nearest_key(name, list(fields))
+            extra = f" (did you mean {hint!r}?)" if hint else ""
             raise ValueError(f"{type(config).__name__} has no field {name!r} to sweep{extra}.")
         if not fields[name].metadata.get("pytree_node", True):
             raise ValueError(f"{name!r} is a static field (it fixes the program's shape or code), so it cannot be "

@@ -502,21 +502,24 @@ def configs_dir(package_dir: Optional[str] = None) -> str:
     return os.path.join(os.path.dirname(package_dir), "configs")
 
 
-def resolve_config_path(path: str | os.PathLike[str]) -> str:
+def resolve_bundled_path(path: str | os.PathLike[str], folder: str, what: str = "config") -> str:
+    """``path`` as given if it exists, else ``folder/path`` or ``folder/path.yaml``; otherwise a one-line
+    ``ValueError`` naming the nearest YAML in ``folder`` (or listing them). Serves configs and lab grids."""
     path = os.fspath(path)
     if os.path.exists(path):
         return path
     for candidate in (path, path + ".yaml"):
-        full = os.path.join(configs_dir(), candidate)
-        if os.path.exists(full):
+        full = os.path.join(folder, candidate)
+        if os.path.isfile(full):
             return full
-    if os.path.isdir(configs_dir()):
-        names = sorted(n[:-5] for n in os.listdir(configs_dir()) if n.endswith(".yaml"))
-        hint = difflib.get_close_matches(os.path.basename(path).removesuffix(".yaml"), names, n=1)
-        extra = f" Did you mean {hint[0]!r}?" if hint else f" Bundled configs: {', '.join(names)}."
-    else:
-        extra = ""
-    raise ValueError(f"config file {path!r} does not exist.{extra}")
+    names = sorted(n[:-5] for n in os.listdir(folder) if n.endswith(".yaml")) if os.path.isdir(folder) else []
+    hint = difflib.get_close_matches(os.path.basename(path).removesuffix(".yaml"), names, n=1)
+    extra = f" Did you mean {hint[0]!r}?" if hint else (f" Bundled {what}s: {', '.join(names)}." if names else "")
+    raise ValueError(f"{what} file {path!r} does not exist.{extra}")
+
+
+def resolve_config_path(path: str | os.PathLike[str]) -> str:
+    return resolve_bundled_path(path, configs_dir(), "config")
 
 
 def config_to_dict(config: Any) -> dict[str, Any]:

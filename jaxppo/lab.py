@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import difflib
 import hashlib
 import io
 import json
@@ -136,23 +135,16 @@ def grids_dir() -> str:
 
 
 def _resolve_grid_path(path: str) -> str:
-    path = os.fspath(path)
-    if os.path.isfile(path):
-        return path
-    for candidate in (path, path + ".yaml"):
-        full = os.path.join(grids_dir(), candidate)
-        if os.path.isfile(full):
-            return full
-    names = sorted(n[:-5] for n in os.listdir(grids_dir()) if n.endswith(".yaml")) if os.path.isdir(grids_dir()) else []
-    hint = difflib.get_close_matches(os.path.basename(path).removesuffix(".yaml"), names, n=1)
-    extra = f" Did you mean {hint[0]!r}?" if hint else (f" Bundled grids: {', '.join(names)}." if names else "")
-    raise RunInputError(f"grid file {path!r} does not exist.{extra}")
+    try:
+        return config_lib.resolve_bundled_path(path, grids_dir(), "grid")
+    except ValueError as error:
+        raise RunInputError(str(error)) from None
 
 
 def _unknown_key(key: Any, valid: Sequence[str], where: str) -> RunInputError:
-    hint = difflib.get_close_matches(str(key), list(valid), n=1, cutoff=0.5)
-    extra = f" Did you mean {hint[0]!r}?" if hint else f" Valid keys: {', '.join(valid)}."
-    return RunInputError(f"unknown key {key!r} in {where}.{extra}")
+    error = config_lib._unknown_key_error(str(key), list(valid), where)
+    extra = "" if "Did you mean" in str(error) else f" Valid keys: {', '.join(valid)}."
+    return RunInputError(f"{error}{extra}")
 
 
 def _load_base(base: str, grid_dir: str, where: str) -> Any:

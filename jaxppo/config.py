@@ -107,6 +107,11 @@ class RunSettings:
     checkpoint_every_chunks: int = static(10)
     eval_interval: int = static(0)
     eval_episodes: int = static(16)
+    # Per-seed metric history (metrics_per_seed.npz, checkpoints, diagnosis) keeps one column per this
+    # many updates: the block's mean (integer counters: its last value). metrics.jsonl still has every
+    # update's quantiles over seeds. 1 keeps everything; raise it when seeds x updates x metrics would
+    # not fit in host memory (docs/scaling.md, "Thousands of seeds within memory").
+    metrics_every: int = static(1)
 
 
 _ACTIVATIONS = ("tanh", "relu", "gelu", "silu", "elu")
@@ -350,6 +355,10 @@ def _check_run_settings(run: RunSettings, num_updates: int) -> None:
     _check_positive_int("run.eval_episodes", run.eval_episodes)
     if not isinstance(run.eval_interval, int) or run.eval_interval < 0:
         raise ValueError(f"run.eval_interval={run.eval_interval!r} must be 0 (off) or a positive integer.")
+    _check_positive_int("run.metrics_every", run.metrics_every)
+    if run.metrics_every > 1 and run.eval_interval % run.metrics_every:
+        raise ValueError(f"run.eval_interval={run.eval_interval} must be a multiple of run.metrics_every="
+                         f"{run.metrics_every}, so that every evaluation ends a block of recorded updates.")
 
 
 def _field_names(cls: type) -> list[str]:

@@ -368,9 +368,16 @@ class _Context:
     learning: np.ndarray  # bool [U]: the update learned (DQN: after learning_starts)
     return_valid: np.ndarray  # bool [U]: at least one episode has finished by this update
     smoothed_return: np.ndarray  # [U], NaN where no episode had finished
+    metrics_every: int = 1  # a column holds this many updates (a run's run.metrics_every)
+    last_update: Optional[int] = None  # the run's number of updates, when known
 
     def get(self, name: str) -> Optional[np.ndarray]:
         return self.series.get(name)
+
+    def update(self, index: int) -> int:
+        """The 1-based update number of column ``index`` (the last update of its block)."""
+        update = (int(index) + 1) * self.metrics_every
+        return update if self.last_update is None else min(update, self.last_update)
 
     @property
     def sustain(self) -> int:
@@ -471,8 +478,6 @@ def _return_levels(ctx: _Context) -> tuple[float, float]:
     return baseline, magnitude
 
 
-def _upd(index: int) -> int:
-    return int(index) + 1
 
 
 # Detectors: each (ctx) -> Optional[Finding] -----------------------------------------------------------
@@ -506,7 +511,7 @@ def detect_nonfinite(ctx: _Context) -> Optional[Finding]:
         cause += "; with raw-scale value targets the critic's loss is the usual source"
     else:
         cause += "; no single config change is known to fix it: find the first non-finite metric"
-    return Finding("nonfinite", _upd(start), evidence, cause, suggestion)
+    return Finding("nonfinite", ctx.update(start), evidence, cause, suggestion)
 
 
 # explained_variance is NaN by definition when the targets have zero variance; episode metrics are
@@ -584,7 +589,7 @@ def detect_value_loss_explosion(ctx: _Context) -> Optional[Finding]:
         return None
     suggestion, why = _value_fix(ctx)
     cause = "the critic's error is far larger than it can correct in a few steps: " + why
-    return Finding("value_loss_explosion", _upd(start), evidence, cause, suggestion)
+    return Finding("value_loss_explosion", ctx.update(start), evidence, cause, suggestion)
 
 
 def detect_value_loss_stuck(ctx: _Context) -> Optional[Finding]:
@@ -624,7 +629,7 @@ def detect_value_loss_stuck(ctx: _Context) -> Optional[Finding]:
         if getattr(config, "return_normalization", "off") == "off":
             suggestion, cause = (), cause.split(";")[0] + (
                 "; its inputs may not predict the return, and no single config change is known to fix it")
-    return Finding("value_loss_stuck", _upd(start), evidence, cause, suggestion)
+    return Finding("value_loss_stuck", ctx.update(start), evidence, cause, suggestion)
 
 
 def detect_critic_useless(ctx: _Context) -> Optional[Finding]:
@@ -647,7 +652,7 @@ def detect_critic_useless(ctx: _Context) -> Optional[Finding]:
     suggestion, why = _value_fix(ctx)
     cause = ("the critic's predictions vary far more than the returns (explained variance well below 0), so its "
              "advantages are noise; " + why)
-    return Finding("critic_useless", _upd(start), evidence, cause, suggestion)
+    return Finding("critic_useless", ctx.update(start), evidence, cause, suggestion)
 
 
 def detect_value_clip_saturated(ctx: _Context) -> Optional[Finding]:
@@ -667,7 +672,7 @@ def detect_value_clip_saturated(ctx: _Context) -> Optional[Finding]:
     suggestion, why = _value_fix(ctx)
     cause = (f"{ctx.config.value_clipping} value clipping at {float(ctx.config.value_clip_epsilon):.3g} binds on most "
              "samples, so the critic can move only a little per update towards targets far away; " + why)
-    return Finding("value_clip_saturated", _upd(start), evidence, cause, suggestion)
+    return Finding("value_clip_saturated", ctx.update(start), evidence, cause, suggestion)
 
 
 def detect_frozen_policy(ctx: _Context) -> Optional[Finding]:
@@ -713,7 +718,7 @@ def detect_frozen_policy(ctx: _Context) -> Optional[Finding]:
             suggestion = ()
             cause = ("the policy does not move (KL ~0, nothing clipped) although the learning rate is ordinary; "
                      "no single config change is known to fix it: check that the rewards vary with the actions")
-    return Finding("frozen_policy", _upd(start), evidence, cause, suggestion)
+    return Finding("frozen_policy", ctx.update(start), evidence, cause, suggestion)
 
 
 def _smoothed_ratio(ratio: np.ndarray, ctx: _Context) -> np.ndarray:
@@ -751,7 +756,7 @@ def detect_gradient_explosion(ctx: _Context) -> Optional[Finding]:
                  "step anyway), clipping the TD target at the largest true value bounds the feedback loop"
                  if bound is not None else "the TD gradient grows without bound; no single change is known to fix "
                  "it without a bound on the returns")
-    return Finding("gradient_explosion", _upd(start), evidence, cause, suggestion)
+    return Finding("gradient_explosion", ctx.update(start), evidence, cause, suggestion)
 
 
 def detect_updates_clipped_away(ctx: _Context) -> Optional[Finding]:
@@ -777,7 +782,7 @@ def detect_updates_clipped_away(ctx: _Context) -> Optional[Finding]:
     else:
         suggestion = ()
         cause = "every gradient step is shrunk 200-fold or more by the clip; no single change is known to fix it"
-    return Finding("updates_clipped_away", _upd(start), evidence, cause, suggestion)
+    return Finding("updates_clipped_away", ctx.update(start), evidence, cause, suggestion)
 
 
 def _q_bound(ctx: _Context) -> Optional[float]:
@@ -826,7 +831,7 @@ def detect_q_divergence(ctx: _Context) -> Optional[Finding]:
         suggestion = ()
         cause = ("Q-values grow without bound; no single change is known to fix it without a bound on the returns "
                  "(set td_target_clip to r_max / (1 - gamma) if you know r_max)")
-    return Finding("q_divergence", _upd(start), evidence, cause, suggestion)
+    return Finding("q_divergence", ctx.update(start), evidence, cause, suggestion)
 
 
 def detect_greedy_drift(ctx: _Context) -> Optional[Finding]:
@@ -849,7 +854,7 @@ def detect_greedy_drift(ctx: _Context) -> Optional[Finding]:
     start = _holds_to_end_from(low)
     if start is None or ctx.num_updates - start < ctx.sustain:
         return None
-    evidence = {"plateau_update": _upd(plateau), "plateau_agreement": level, "agreement_at_start": float(smooth[start]),
+    evidence = {"plateau_update": ctx.update(plateau), "plateau_agreement": level, "agreement_at_start": float(smooth[start]),
                 "agreement_final": _final(smooth, ctx)}
     q = detect_q_divergence(ctx)
     if q is not None and q.suggestion:
@@ -859,7 +864,7 @@ def detect_greedy_drift(ctx: _Context) -> Optional[Finding]:
         suggestion = ()
         cause = ("online and target networks stopped agreeing on the greedy action after agreeing: the values the "
                  "policy rests on keep changing; no single config change is known to fix it")
-    return Finding("greedy_drift", _upd(start), evidence, cause, suggestion)
+    return Finding("greedy_drift", ctx.update(start), evidence, cause, suggestion)
 
 
 def detect_entropy_collapse(ctx: _Context) -> Optional[Finding]:
@@ -889,7 +894,7 @@ def detect_entropy_collapse(ctx: _Context) -> Optional[Finding]:
     suggestion = (f"entropy_coef={_fmt(new)}",)
     cause = ("the policy became (almost) deterministic before its return was good, so it stopped exploring; a "
              "larger entropy bonus keeps it exploring longer")
-    return Finding("entropy_collapse", _upd(start), evidence, cause, suggestion)
+    return Finding("entropy_collapse", ctx.update(start), evidence, cause, suggestion)
 
 
 def detect_policy_collapse(ctx: _Context) -> Optional[Finding]:
@@ -914,7 +919,7 @@ def detect_policy_collapse(ctx: _Context) -> Optional[Finding]:
     start = _holds_to_end_from(below)
     if start is None or ctx.num_updates - start < ctx.sustain:
         return None
-    evidence = {"peak_update": _upd(peak_index), "peak_return": peak, "threshold": threshold,
+    evidence = {"peak_update": ctx.update(peak_index), "peak_return": peak, "threshold": threshold,
                 "final_return": _final(values, ctx), "random_return": _json_float(ctx.facts.random_return)}
     cause = "the return rose to a peak, then fell most of the way back and stayed there"
     suggestion: tuple[str, ...] = ()
@@ -926,7 +931,7 @@ def detect_policy_collapse(ctx: _Context) -> Optional[Finding]:
             break
     else:
         cause += "; no single config change is known to fix it (try more seeds: it may be this seed's luck)"
-    return Finding("policy_collapse", _upd(start), evidence, cause, suggestion)
+    return Finding("policy_collapse", ctx.update(start), evidence, cause, suggestion)
 
 
 def detect_no_learning(ctx: _Context) -> Optional[Finding]:
@@ -948,7 +953,7 @@ def detect_no_learning(ctx: _Context) -> Optional[Finding]:
     evidence = {"final_return": final, "baseline_return": baseline, "gain": gain, "needed_gain": t.no_learning_gain * scale,
                 "baseline_is": "random policy" if ctx.facts.random_return is not None else "the seed's first returns"}
     cause = "the return never rose above the random-policy level"
-    return Finding("no_learning", _upd(int(np.flatnonzero(valid)[0])), evidence, cause, ())
+    return Finding("no_learning", ctx.update(int(np.flatnonzero(valid)[0])), evidence, cause, ())
 
 
 # The order is the order of likely causation: when a seed shows several, the first is reported as the
@@ -1025,7 +1030,7 @@ def _phases(ctx: _Context) -> tuple[Phase, ...]:
             merged[-1][2] = segment[2]
         else:
             merged.append(list(segment))
-    return tuple(Phase(name, _upd(first + a), _upd(first + b), _json_float(seg[a]), _json_float(seg[b]))
+    return tuple(Phase(name, ctx.update(first + a), ctx.update(first + b), _json_float(seg[a]), _json_float(seg[b]))
                  for name, a, b in merged)
 
 
@@ -1054,14 +1059,15 @@ def _as_per_seed(metrics: Mapping[str, Any]) -> tuple[dict[str, np.ndarray], int
     return per_seed, int(num_seeds), int(num_updates)
 
 
-def _learning_mask(per_seed: Mapping[str, np.ndarray], config: Any, seed: int, num_updates: int) -> np.ndarray:
+def _learning_mask(per_seed: Mapping[str, np.ndarray], config: Any, seed: int, num_updates: int,
+                   metrics_every: int = 1) -> np.ndarray:
     learning = per_seed.get("learning")
     if learning is not None:
         return learning[seed] > 0
     starts = getattr(config, "learning_starts", None)
     steps = getattr(config, "steps_per_update", None)
     if starts is not None and steps:
-        return np.arange(1, num_updates + 1) * steps >= starts
+        return np.arange(1, num_updates + 1) * metrics_every * steps >= starts
     return np.ones(num_updates, dtype=bool)
 
 
@@ -1077,15 +1083,17 @@ def _return_valid(per_seed: Mapping[str, np.ndarray], seed: int, num_updates: in
 
 
 def _seed_context(per_seed: Mapping[str, np.ndarray], seed: int, num_updates: int, config: Any, facts: EnvFacts,
-                  thresholds: Thresholds) -> _Context:
+                  thresholds: Thresholds, metrics_every: int = 1) -> _Context:
     series = {name: values[seed] for name, values in per_seed.items()}
     valid = _return_valid(per_seed, seed, num_updates)
     returns = series.get("episode_return", np.full(num_updates, np.nan))
     window = max(1, int(thresholds.smoothing_fraction * num_updates))
     smoothed = _moving_mean(np.where(valid, returns, np.nan), window)
     smoothed = np.where(valid, smoothed, np.nan)
-    return _Context(series, config, facts, thresholds, num_updates, _learning_mask(per_seed, config, seed, num_updates),
-                    valid, smoothed)
+    last = getattr(config, "num_updates", None) if metrics_every > 1 else None
+    return _Context(series, config, facts, thresholds, num_updates,
+                    _learning_mask(per_seed, config, seed, num_updates, metrics_every), valid, smoothed,
+                    metrics_every, last if isinstance(last, int) else None)
 
 
 def final_returns(metrics: Mapping[str, Any], final_fraction: float = Thresholds.final_fraction) -> np.ndarray:
@@ -1101,21 +1109,26 @@ def final_returns(metrics: Mapping[str, Any], final_fraction: float = Thresholds
     return out
 
 
-def diagnose(metrics: Mapping[str, Any], config: Any, thresholds: Optional[Thresholds] = None) -> Diagnosis:
+def diagnose(metrics: Mapping[str, Any], config: Any, thresholds: Optional[Thresholds] = None,
+             metrics_every: int = 1) -> Diagnosis:
     """Runs every detector on every seed of ``metrics`` and returns the ``Diagnosis``.
 
     ``metrics`` maps names to ``[S, U]`` arrays (or ``[U]`` for one seed), numpy or jax, as returned by
     ``jaxppo.train`` or stored in a run's ``metrics_per_seed.npz``; ``config`` is the run's
     ``PPOConfig`` / ``DQNConfig`` (gamma, env, algorithm and the fields that a fix would change).
     Missing metrics (older runs) silence the detectors that need them; nothing is trained.
+    ``metrics_every``: each column holds that many updates (a run with ``run.metrics_every`` > 1);
+    detectors then work in columns and report the last update of a column's block.
     """
+    if not isinstance(metrics_every, int) or metrics_every < 1:
+        raise ValueError(f"metrics_every={metrics_every!r} must be a positive integer.")
     thresholds = thresholds or Thresholds()
     per_seed, num_seeds, num_updates = _as_per_seed(metrics)
     facts = env_facts(config)
     finals = final_returns(metrics, thresholds.final_fraction) if "episode_return" in per_seed else np.full(num_seeds, np.nan)
     seeds = []
     for seed in range(num_seeds):
-        ctx = _seed_context(per_seed, seed, num_updates, config, facts, thresholds)
+        ctx = _seed_context(per_seed, seed, num_updates, config, facts, thresholds, metrics_every)
         findings = []
         if num_updates > 0:
             for _, detector in _DETECTORS:

@@ -113,19 +113,22 @@ _CHUNKS_PER_RUN = 10
 _MIN_CHUNK = 50
 
 
-def chunk_size_for(num_updates: int, updates_per_chunk: int, eval_interval: int) -> int:
+def chunk_size_for(num_updates: int, updates_per_chunk: int, eval_interval: int, metrics_every: int = 1) -> int:
     """The chunk length actually compiled, so that every evaluation falls on a chunk boundary.
 
     The base length is ``updates_per_chunk``, capped at a tenth of the run (but not below 50 updates)
     so the progress bar moves. Without evaluation (or with one only after the last update) that is the
     chunk; otherwise the largest divisor of ``eval_interval`` not above it (``eval_interval`` itself
     when that is shorter). Boundaries are then multiples of one length and only the last chunk may be
-    shorter: at most two compiled chunk programs per run.
+    shorter: at most two compiled chunk programs per run. With ``metrics_every`` > 1 the chunk is also
+    a multiple of it (``eval_interval`` is one, see ``RunSettings``), so no block of recorded updates
+    spans two chunks.
     """
+    every = max(1, metrics_every)
     chunk = max(1, min(updates_per_chunk, num_updates, max(-(-num_updates // _CHUNKS_PER_RUN), _MIN_CHUNK)))
     if eval_interval <= 0 or eval_interval >= num_updates:
-        return chunk  # evaluation only after the last update, which always ends a chunk
-    return max(d for d in range(1, min(chunk, eval_interval) + 1) if eval_interval % d == 0)
+        return max(every, chunk - chunk % every)  # evaluation only after the last update, which ends a chunk
+    return max([d for d in range(every, min(chunk, eval_interval) + 1, every) if eval_interval % d == 0] or [every])
 
 
 class Lanes(NamedTuple):
@@ -194,16 +197,19 @@ def _short(x: Any) -> Any:
     return x if not math.isfinite(x) else float(f"{x:.7g}")
 
 
-def _metric_lines(per_seed: Mapping[str, np.ndarray], start: int, stop: int, steps_per_update: int) -> list[str]:
-    """JSON lines for updates ``start+1 .. stop`` (columns ``start:stop``), aggregated over seeds.
+def _metric_lines(per_seed: Mapping[str, np.ndarray], start: int, stop: int, steps_per_update: int,
+                  first_update: Optional[int] = None) -> list[str]:
+    """JSON lines for columns ``start:stop`` of ``per_seed``, aggregated over seeds; column ``start`` is
+    update ``first_update`` (default ``start + 1``: the columns are updates).
 
     Metrics sit under ``"metrics"`` so an algorithm's metric can never collide with ``update`` or
     ``env_steps`` (DQN reports its own ``env_steps``).
     """
     stats = {name: aggregate_over_seeds(values[:, start:stop]) for name, values in per_seed.items()}
+    first = start + 1 if first_update is None else first_update
     lines = []
-    for offset, column in enumerate(range(start, stop)):
-        update = column + 1
+    for offset in range(stop - start):
+        update = first + offset
         metrics = {name: {s: _short(stats[name][s][offset]) for s in _STATS} for name in per_seed}
         record = {"update": update, "env_steps": update * steps_per_update, "metrics": metrics}
         lines.append(json.dumps(record) + "\n")
@@ -343,19 +349,66 @@ class ChunkRunner:
 
 @dataclasses.dataclass
 class _Records:
-    per_seed: dict[str, np.ndarray]  # [S, num_updates], valid up to column `update`
+    per_seed: dict[str, np.ndarray]  # [S, columns]: column c holds updates c*every+1 .. (c+1)*every
     update: int
     eval_records: list[dict]
     elapsed_s: float
     lines: list[str]  # encoded metrics.jsonl lines for updates 1..update
+    every: int = 1  # run.metrics_every
+
+    @property
+    def columns(self) -> int:
+        """Columns filled so far (the last may cover fewer than ``every`` updates at the end of a run)."""
+        return -(-self.update // self.every)
 
     def valid_per_seed(self) -> dict[str, np.ndarray]:
-        return {name: values[:, : self.update] for name, values in self.per_seed.items()}
+        return {name: values[:, : self.columns] for name, values in self.per_seed.items()}
+
+    def store(self, start: int, chunk: Mapping[str, np.ndarray]) -> None:
+        """Writes a chunk's per-update metrics ``[S, n]`` (updates ``start+1 .. start+n``) into the columns."""
+        first = start // self.every
+        for name, values in chunk.items():
+            blocks = metric_blocks(values, self.every)
+            self.per_seed[name][:, first: first + blocks.shape[1]] = blocks
 
 
-def _empty_records(specs: Mapping[str, tuple], num_seeds: int, num_updates: int) -> _Records:
-    per_seed = {name: np.zeros((num_seeds, num_updates) + shape, dtype) for name, (shape, dtype) in specs.items()}
-    return _Records(per_seed, 0, [], 0.0, [])
+def columns_for(num_updates: int, every: int) -> int:
+    return -(-num_updates // max(1, every))
+
+
+def column_updates(num_columns: int, every: int, num_updates: Optional[int] = None) -> np.ndarray:
+    """The update each column stands for (the last of its block), ``[num_columns]``, 1-based."""
+    updates = (np.arange(num_columns) + 1) * max(1, every)
+    return updates if num_updates is None else np.minimum(updates, num_updates)
+
+
+def metric_blocks(values: np.ndarray, every: int) -> np.ndarray:
+    """``[S, n, ...]`` per-update metrics -> ``[S, ceil(n / every), ...]``, one column per block of
+    ``every`` updates: the mean over the block's non-NaN values (NaN where there are none, e.g. no
+    episode ended; an Inf makes the mean Inf), and for integer and boolean metrics (counters such as ``nonfinite_updates``, which
+    are cumulative) the block's last value. ``every`` 1 returns ``values`` unchanged."""
+    values = np.asarray(values)
+    if every <= 1:
+        return values
+    num_seeds, n = values.shape[:2]
+    columns = -(-n // every)
+    if not np.issubdtype(values.dtype, np.floating):
+        last = np.minimum((np.arange(columns) + 1) * every, n) - 1
+        return values[:, last]
+    padded = np.full((num_seeds, columns * every) + values.shape[2:], np.nan, values.dtype)
+    padded[:, :n] = values
+    blocks = padded.reshape((num_seeds, columns, every) + values.shape[2:])
+    present = ~np.isnan(blocks)  # an Inf stays visible in its block's mean
+    count = present.sum(axis=2)
+    total = np.where(present, blocks, 0).sum(axis=2, dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / np.maximum(count, 1), np.nan).astype(values.dtype)
+
+
+def _empty_records(specs: Mapping[str, tuple], num_seeds: int, num_updates: int, every: int = 1) -> _Records:
+    columns = columns_for(num_updates, every)
+    per_seed = {name: np.zeros((num_seeds, columns) + shape, dtype) for name, (shape, dtype) in specs.items()}
+    return _Records(per_seed, 0, [], 0.0, [], every)
 
 
 def write_progress_files(run_dir: str, records: _Records) -> None:
@@ -442,6 +495,33 @@ def check_run_dir(run_dir: str, force: bool = False) -> None:
                             f"({error.strerror or error}).") from None
 
 
+def host_memory_bytes() -> Optional[int]:
+    """This machine's physical memory (None when the OS does not say)."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_metric_history(num_lanes: int, specs: Mapping[str, tuple], num_updates: int, every: int) -> int:
+    """Host bytes of the per-seed metric history (held twice while a checkpoint is written), or a
+    ``RunInputError`` that names the ``run.metrics_every`` that would fit when it exceeds half of the
+    machine's memory. Checked before anything is created or compiled."""
+    per_update = sum(math.prod(shape) * np.dtype(dtype).itemsize for shape, dtype in specs.values())
+    need = 2 * num_lanes * columns_for(num_updates, every) * per_update
+    total = host_memory_bytes()
+    if total is None or need <= total // 2:
+        return need
+    fits = every
+    while fits < num_updates and 2 * num_lanes * columns_for(num_updates, fits) * per_update > total // 2:
+        fits *= 2
+    raise RunInputError(
+        f"{num_lanes} seeds x {columns_for(num_updates, every)} recorded updates x {per_update} bytes of per-seed "
+        f"metrics need about {need / 2**30:.2f} GiB of host memory (the record and its checkpoint copy), more than "
+        f"half of this machine's {total / 2**30:.2f} GiB; set run.metrics_every={fits} (one column per {fits} "
+        "updates; metrics.jsonl still keeps every update) or train fewer seeds.")
+
+
 def checked_algorithm(config: Any, env: Any = None, env_params: Any = None) -> Algorithm:
     """``make_algorithm`` with its input errors (a DQN config on a continuous-action env, an env the
     config cannot use) as ``RunInputError``. It builds modules only; nothing is traced or compiled."""
@@ -488,12 +568,14 @@ def train_run(config: Any, run_dir: str, num_seeds: int = DEFAULT_NUM_SEEDS, see
         except ValueError as error:
             raise RunInputError(str(error)) from None
     algorithm = checked_algorithm(config, env, env_params)
-    chunk = chunk_size_for(config.num_updates, config.run.updates_per_chunk, config.run.eval_interval)
+    chunk = chunk_size_for(config.num_updates, config.run.updates_per_chunk, config.run.eval_interval,
+                           config.run.metrics_every)
     runner = ChunkRunner(algorithm, devices=devices, lane_configs=lane_configs)
     keys = lanes.keys()
     abstract_state = runner.abstract_state(keys)
     specs = runner.metric_specs(abstract_state)
     runner.check_memory(abstract_state, specs, chunk)  # before anything is created or compiled
+    check_metric_history(lanes.num_lanes, specs, config.num_updates, config.run.metrics_every)
     created = main and not os.path.exists(run_dir)
     written: list[str] = []
     try:
@@ -521,7 +603,7 @@ def train_run(config: Any, run_dir: str, num_seeds: int = DEFAULT_NUM_SEEDS, see
             written.append(os.path.join(run_dir, RUN_FILE))
             atomic_write_json(written[-1], run_info)
         state = runner.init(keys)
-        records = _empty_records(specs, lanes.num_lanes, config.num_updates)
+        records = _empty_records(specs, lanes.num_lanes, config.num_updates, config.run.metrics_every)
     except Exception:
         # Nothing trained yet: leave no half-made run behind. (An interrupt is not caught here: it
         # leaves config.yaml and run.json, a run that --resume starts from update 0.)
@@ -573,11 +655,12 @@ def _restore(run_dir: str, config: Any, run_info: dict, runner: ChunkRunner
     if latest < 0:
         return None, None
     lanes = Lanes.of_run(run_info)
-    num_seeds, num_updates = lanes.num_lanes, config.num_updates
+    num_seeds, every = lanes.num_lanes, config.run.metrics_every
+    columns = columns_for(config.num_updates, every)
     abstract_state = runner.abstract_state(lanes.keys())
     specs = runner.metric_specs(abstract_state)
     target = {"state": abstract_state,
-              "metrics": {n: jax.ShapeDtypeStruct((num_seeds, num_updates) + shape, dtype)
+              "metrics": {n: jax.ShapeDtypeStruct((num_seeds, columns) + shape, dtype)
                           for n, (shape, dtype) in specs.items()}}
     if main:
         tree, meta, update = restore_checkpoint(checkpoint_dir, target, latest)
@@ -585,11 +668,28 @@ def _restore(run_dir: str, config: Any, run_info: dict, runner: ChunkRunner
         tree, meta, update = jax.tree.map(lambda x: np.zeros(x.shape, x.dtype), target), {}, latest
     tree = broadcast_from_main(tree)
     per_seed = {name: np.array(values) for name, values in tree["metrics"].items()}
-    lines = _metric_lines(per_seed, 0, update, config.steps_per_update)
+    if every == 1:
+        lines = _metric_lines(per_seed, 0, update, config.steps_per_update)
+    else:  # the per-seed history holds blocks: every update's line comes from metrics.jsonl
+        lines = _jsonl_lines_until(os.path.join(run_dir, METRICS_FILE), update) if main else []
     records = _Records(per_seed, update, list(meta.get("eval_records", [])), float(meta.get("elapsed_s", 0.0)),
-                       lines)
+                       lines, every)
     # Checkpoints hold the unpadded state gathered on the host, so a run resumes on any device count.
     return runner.place(tree["state"]), records
+
+
+def _jsonl_lines_until(path: str, update: int) -> list[str]:
+    """metrics.jsonl's lines for updates 1..``update`` (written before the checkpoint they resume from)."""
+    try:
+        with open(path, "r", encoding="utf-8") as handle:
+            lines = [line for line in handle if line.strip()]
+    except OSError as error:
+        raise RunInputError(f"cannot resume: {path!r} is unreadable ({error.strerror or error}).") from None
+    kept = [line if line.endswith("\n") else line + "\n" for line in lines[:update]]
+    if len(kept) != update or json.loads(kept[-1]).get("update") != update:
+        raise RunInputError(f"cannot resume: {path!r} holds {len(lines)} updates, fewer than the checkpoint's "
+                            f"{update} (run.metrics_every > 1 keeps every update's line only there).")
+    return kept
 
 
 def resume_run(run_dir: str, progress: bool = True, loggers: Sequence[Any] = (), env: Any = None,
@@ -612,14 +712,14 @@ def resume_run(run_dir: str, progress: bool = True, loggers: Sequence[Any] = (),
         keys = lanes.keys()
         state = runner.init(keys)
         records = _empty_records(runner.metric_specs(runner.abstract_state(keys)), ctx.num_seeds,
-                                 config.num_updates)
+                                 config.num_updates, config.run.metrics_every)
     if is_main_process():
         write_progress_files(run_dir, records)
     return _train_loop(ctx, state, records, progress, loggers, echo)
 
 
 def _progress_text(records: _Records) -> str:
-    returns = records.per_seed["episode_return"][:, records.update - 1]
+    returns = records.per_seed["episode_return"][:, records.columns - 1]
     q25, median, q75 = np.percentile(returns, [25, 50, 75])
     text = f"return {median:.1f} [IQR {q25:.1f}-{q75:.1f}]"
     if records.eval_records and records.eval_records[-1]["update"] == records.update:
@@ -691,10 +791,10 @@ def _train_loop(ctx: _RunContext, state: Any, records: _Records, progress: bool,
             stop = min(start + ctx.chunk, num_updates)
             state, metrics = ctx.runner.run(state, stop - start)
             metrics = ctx.runner.host(metrics)
-            for name, values in metrics.items():
-                records.per_seed[name][:, start:stop] = values
+            records.store(start, metrics)
             records.update = stop
-            records.lines.extend(_metric_lines(records.per_seed, start, stop, steps_per_update))
+            # metrics.jsonl keeps every update (over seeds) even when the per-seed history keeps blocks.
+            records.lines.extend(_metric_lines(metrics, 0, stop - start, steps_per_update, first_update=start + 1))
             eval_interval = config.run.eval_interval
             if eval_interval > 0 and (stop % eval_interval == 0 or stop == num_updates):
                 result = ctx.runner.host(ctx.runner.evaluate(state, ctx.lanes.evaluation_keys(stop)))
@@ -703,7 +803,7 @@ def _train_loop(ctx: _RunContext, state: Any, records: _Records, progress: bool,
             if main:
                 write_progress_files(ctx.run_dir, records)
             if loggers:
-                _log_scalars(loggers, records, start, stop, steps_per_update)
+                _log_scalars(loggers, records, metrics, start, stop, steps_per_update)
             chunks_done = -(-stop // ctx.chunk)
             if stop == num_updates or chunks_done % config.run.checkpoint_every_chunks == 0:
                 # Gathered to the host (every process takes part) and saved unpadded by process 0: the
@@ -738,12 +838,14 @@ def _train_loop(ctx: _RunContext, state: Any, records: _Records, progress: bool,
     return RunResult(ctx.run_dir, summary, state, records.valid_per_seed())
 
 
-def _log_scalars(loggers: Sequence[Any], records: _Records, start: int, stop: int, steps_per_update: int) -> None:
+def _log_scalars(loggers: Sequence[Any], records: _Records, chunk: Mapping[str, np.ndarray], start: int, stop: int,
+                 steps_per_update: int) -> None:
+    """Per update of the chunk (``chunk``: ``[S, stop - start]`` per metric), the median over seeds."""
     eval_by_update = {r["update"]: r for r in records.eval_records}
-    for column in range(start, stop):
-        update = column + 1
+    for column in range(stop - start):
+        update = start + column + 1
         scalars = {f"train/{name}": float(np.median(values[:, column]))
-                   for name, values in records.per_seed.items() if values.ndim == 2}
+                   for name, values in chunk.items() if values.ndim == 2}
         if update in eval_by_update:
             scalars["eval/return_median"] = eval_by_update[update]["eval_return"]["median"]
             scalars["eval/length_median"] = eval_by_update[update]["eval_length"]["median"]
@@ -795,7 +897,7 @@ def diagnose_run(run_dir: str, thresholds: Any = None) -> tuple[Any, dict, Any]:
     try:
         with np.load(per_seed_path) as data:
             metrics = {name: data[name] for name in data.files}
-        return config, run_info, diagnose(metrics, config, thresholds)
+        return config, run_info, diagnose(metrics, config, thresholds, metrics_every=config.run.metrics_every)
     except (OSError, ValueError) as error:  # a torn or foreign metrics file is the user's input
         raise RunInputError(f"cannot diagnose {run_dir!r}: {error}") from None
 
@@ -807,7 +909,7 @@ def _nonfinite_summary(records: _Records) -> dict:
     for name in ("samples", "updates"):
         values = records.per_seed.get(f"nonfinite_{name}")
         if values is not None and records.update > 0:
-            per_seed = [int(v) for v in values[:, records.update - 1]]
+            per_seed = [int(v) for v in values[:, records.columns - 1]]
             out[name] = {"total": sum(per_seed), "per_seed": per_seed}
     return out
 
@@ -830,10 +932,12 @@ def _write_summary(run_dir: str, config: Any, seed: int, num_seeds: int, records
         "env_steps_total": steps_per_seed * num_seeds,
         "wall_time_s": round(records.elapsed_s, 3),
         "steps_per_second": round(steps_per_seed * num_seeds / max(records.elapsed_s, 1e-9), 1),
-        # The last update's mean return over the episodes that ended in it, one number per seed.
-        "final_return": _return_stats(records.per_seed["episode_return"][:, update - 1], solved_return),
+        # The last update's mean return over the episodes that ended in it, one number per seed (with
+        # run.metrics_every > 1: the mean over the last block of updates).
+        "final_return": _return_stats(records.per_seed["episode_return"][:, records.columns - 1], solved_return),
         "final_eval_return": None,
-        "diagnosis": _diagnosis_summary(diagnose(records.valid_per_seed(), config)),
+        "diagnosis": _diagnosis_summary(diagnose(records.valid_per_seed(), config,
+                                                 metrics_every=records.every)),
         "run_dir": os.path.abspath(run_dir),
     }
     summary["nonfinite"] = _nonfinite_summary(records)
@@ -860,8 +964,8 @@ def render_plots(run_dir: str, dpi: int = 100, smooth: Optional[int] = None) -> 
         raise RunInputError(f"{run_dir!r} has no {PER_SEED_FILE} yet; train at least one chunk first.")
     with np.load(per_seed_path) as data:
         metrics = {name: data[name] for name in data.files if data[name].ndim == 2}  # scalar per update
-    num_updates_done = metrics["episode_return"].shape[1]
-    env_steps = np.arange(1, num_updates_done + 1) * config.steps_per_update
+    every = config.run.metrics_every
+    env_steps = column_updates(metrics["episode_return"].shape[1], every, config.num_updates) * config.steps_per_update
     evals = read_jsonl(os.path.join(run_dir, EVAL_FILE))
     eval_steps = np.array([r["env_steps"] for r in evals]) if evals else None
     eval_return = np.array([r["eval_return"]["per_seed"] for r in evals]).T if evals else None
@@ -879,7 +983,7 @@ def _pathology_starts(metrics: Mapping[str, np.ndarray], config: Any) -> dict[st
     """``{pathology: (median env step at which it began, seeds)}`` for the diagnostics panels."""
     from jaxppo.diagnose import diagnose
 
-    diagnosis = diagnose(metrics, config)
+    diagnosis = diagnose(metrics, config, metrics_every=config.run.metrics_every)
     starts: dict[str, list[int]] = {}
     for seed in diagnosis.seeds:
         for finding in seed.findings:

@@ -73,7 +73,7 @@ def sweep_table(run_dir: str) -> dict:
     for index, point in enumerate(grid_settings(names, grid)):
         lanes = _lane_rows(per_seed, index, num_seeds)
         finals = final_returns(lanes)
-        counts = diagnose.diagnose(lanes, config.replace(**point)).counts
+        counts = diagnose.diagnose(lanes, config.replace(**point), metrics_every=config.run.metrics_every).counts
         row: dict[str, Any] = {
             "setting": index,
             "values": point,

@@ -54,6 +54,29 @@ def test_bad_grid_is_one_line_exit_2_and_creates_nothing(capsys, tmp_path, tiny_
     assert not out.exists()
 
 
+def test_sweep_out_is_checked_before_compiling_and_force_writes_into_a_non_run_folder(capsys, tmp_path, tiny_yaml):
+    grid = ["--grid", "learning_rate=1e-3", "--seeds", "1", "--no-progress"]
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("x")
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    (folder / "keep.txt").write_text("mine")
+    for out, fragment in ((a_file, "is not a directory"), (folder, "pass --force")):
+        code, stdout, err = run_cli(capsys, "sweep", tiny_yaml, *grid, "--out", str(out))
+        lines = [line for line in err.splitlines() if line.strip()]
+        assert code == 2 and len(lines) == 1 and fragment in lines[0], err
+        assert "sweeping" not in stdout  # refused before anything was announced or compiled
+    assert sorted(os.listdir(folder)) == ["keep.txt"] and a_file.read_text() == "x"
+    code, _, err = run_cli(capsys, "sweep", tiny_yaml, *grid, "--out", str(folder), "--force")
+    assert code == 0, err
+    assert (folder / "keep.txt").read_text() == "mine" and (folder / "sweep.json").exists()
+    # --force never writes over a run: the folder now holds one.
+    code, _, err = run_cli(capsys, "sweep", tiny_yaml, *grid, "--out", str(folder), "--force")
+    assert code == 2 and "already holds a run" in err
+    code, _, err = run_cli(capsys, "sweep", "--resume", str(folder), "--force")
+    assert code == 2 and "drop CONFIG" in err
+
+
 def test_sweep_run_writes_table_and_plot_and_resumes_exactly(capsys, tmp_path, tiny_yaml):
     run_dir = tmp_path / "sweep"
     code, out, err = run_cli(capsys, "sweep", tiny_yaml, "--grid", "learning_rate=" + ",".join(map(str, RATES)),

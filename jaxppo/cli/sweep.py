@@ -39,6 +39,8 @@ def add_parser(commands: Any) -> None:
                        help="override a config field of every setting (repeatable)")
     sweep.add_argument("--resume", metavar="DIR", help="continue the sweep in DIR from its latest checkpoint")
     sweep.add_argument("--no-progress", action="store_true", help="no progress bar; one line per chunk instead")
+    sweep.add_argument("--force", action="store_true",
+                       help="write into an existing non-empty --out directory that is not a run (never over a run)")
     sweep.set_defaults(handler=run)
 
 
@@ -78,9 +80,10 @@ def run(args: argparse.Namespace) -> int:
 
     progress = not args.no_progress
     if args.resume:
-        if args.config or args.grid or args.overrides or args.seeds is not None or args.seed is not None or args.out:
+        if (args.config or args.grid or args.overrides or args.seeds is not None or args.seed is not None or args.out
+                or args.force):
             raise UsageError("--resume takes config, grid, seeds and directory from the run; drop CONFIG, --grid, "
-                             "--set, --seeds, --seed and --out")
+                             "--set, --seeds, --seed, --out and --force")
         _, run_info = runner._read_run(args.resume)
         if not run_info.get("grid"):
             raise UsageError(f"{args.resume!r} is not a sweep; continue it with 'jaxppo train --resume'")
@@ -107,16 +110,18 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"--seeds {num_seeds} must be a positive integer")
         out = args.out or os.path.join(
             "runs", f"sweep-{config_name}-{datetime.datetime.now(datetime.timezone.utc).strftime('%Y%m%d-%H%M%S')}")
-        if os.path.isdir(out) and (os.path.exists(os.path.join(out, runner.CONFIG_FILE))
-                                   or os.path.isdir(os.path.join(out, runner.CHECKPOINT_DIR))):
-            raise UsageError(f"{out!r} already holds a run; continue it with --resume {out} or choose another --out")
+        try:  # before anything is compiled or created: a run, a file, a non-empty folder, a read-only place
+            runner.check_run_dir(out, force=args.force)
+        except runner.RunInputError as error:
+            raise UsageError(str(error)) from None
         settings = 1
         for name in names:
             settings *= len(values[name])
         print(f"sweeping {config.algorithm.upper()} on {config.env}: {settings} settings x {num_seeds} seeds x "
               f"{config.num_updates} updates -> {out}", flush=True)
         result = runner.train_run(config, out, num_seeds=num_seeds, seed=args.seed or 0, progress=progress,
-                                  config_name=config_name, grid={n: values[n] for n in names})
+                                  config_name=config_name, grid={n: values[n] for n in names},
+                                  force=args.force)
     table = write_sweep_report(result.run_dir)
     _print_table(result.run_dir, table)
     return 0

@@ -84,7 +84,19 @@ def run_program(base: Any, scales: list[float], num_seeds: int) -> dict[str, np.
     return out
 
 
-def summarize(raw: dict, scales: list[float], algorithm: str) -> list[dict]:
+def diagnosis_row(raw: dict, index: int, config: Any) -> dict:
+    """``jaxppo.diagnose`` on one scale's seeds: healthy count, seeds per pathology, flagged seeds."""
+    from jaxppo.diagnose import diagnose
+
+    metrics = {k[len("metric/"):]: v[index] for k, v in raw.items() if k.startswith("metric/")}
+    diagnosis = diagnose(metrics, config)
+    return {"num_healthy": diagnosis.num_healthy, "num_seeds": diagnosis.num_seeds,
+            "counts": {k: int(v) for k, v in diagnosis.counts.items() if v},
+            "flagged": [{"seed": s.seed, "findings": [(f.name, f.start_update) for f in s.findings]}
+                        for s in diagnosis.seeds if s.findings]}
+
+
+def summarize(raw: dict, scales: list[float], algorithm: str, config: Any = None) -> list[dict]:
     rows = []
     loss_name = "metric/value_loss" if algorithm == "ppo" else "metric/td_loss"
     for index, scale in enumerate(scales):
@@ -101,6 +113,8 @@ def summarize(raw: dict, scales: list[float], algorithm: str) -> list[dict]:
             "nonfinite_updates": int(raw["metric/nonfinite_updates"][index][:, -1].max()),
             "any_nonfinite_return": bool(~np.isfinite(returns).all()),
         }
+        if config is not None:
+            row["diagnosis"] = diagnosis_row(raw, index, config.replace(env_reward_scale=scale))
         if "metric/explained_variance" in raw:
             row["final_explained_variance"] = common.summarize(
                 _tail_mean(raw["metric/explained_variance"][index], tail))
@@ -147,15 +161,18 @@ def main() -> None:
             print(f"{env_key} / {name}: {config.num_updates} updates x {len(scales)} scales x {args.seeds} seeds",
                   flush=True)
             raw = run_program(config, scales, args.seeds)
-            rows = summarize(raw, scales, config.algorithm)
+            rows = summarize(raw, scales, config.algorithm, config)
             results["runs"].append({"env": env_key, "variant": name, "config": config_to_dict(config),
                                     "env_steps_per_seed": config.num_updates * config.steps_per_update,
-                                    "seconds_including_compile": round(raw["seconds"], 1), "by_scale": rows})
+                                    "seconds_including_compile": round(raw["seconds"], 1), "by_scale": rows,
+                                    "machine": common.machine_info()})
             for row in rows:
                 extra = f"  eval F1 {row['eval_f1']['median']:.3f}" if "eval_f1" in row else ""
                 print(f"   scale {row['scale']:g}: final return mean {row['final_return']['mean']:.4g} "
                       f"(min {row['final_return']['min']:.4g})  eval {row['eval_return']['mean']:.4g}  "
-                      f"max loss median {row['max_loss']['median']:.3g}{extra}", flush=True)
+                      f"max loss median {row['max_loss']['median']:.3g}{extra}  healthy "
+                      f"{row['diagnosis']['num_healthy']}/{row['diagnosis']['num_seeds']} {row['diagnosis']['counts']}",
+                      flush=True)
             common.write_json_atomic(args.out, results)
 
 

@@ -90,9 +90,13 @@ ENV_FACTS: dict[str, EnvFacts] = {
     "Freeway-MinAtar": EnvFacts(random_return=0.39, solved_return=None, reward_low=0.0, reward_high=1.0, discrete=True),
     "SpaceInvaders-MinAtar": EnvFacts(random_return=4.36, solved_return=None, reward_low=0.0, reward_high=1.0,
                                       discrete=True),
-    # The stress env of report 004 (jaxppo.envs): allow/block events, rewards of order 1e3 per event.
-    "IntrusionDetection-v0": EnvFacts(random_return=None, solved_return=None, reward_low=None, reward_high=None,
-                                      discrete=True),
+    # The stress env of report 004 (jaxppo.envs), default EnvParams: 1000 events per episode, attacks with
+    # probability p = 181/1600. A uniform random policy earns per event 0.5 * (p * (5000 - 10000) +
+    # (1 - p) * (100 - 1000)) = -681.9, so -681,906 per episode (closed form, checked in
+    # tests/test_diagnose.py). No agreed "solved" return: held-out F1 is its score. One event pays
+    # between -10000 (an attack allowed) and +5000 (an attack blocked).
+    "IntrusionDetection-v0": EnvFacts(random_return=-681906.25, solved_return=None, reward_low=-10000.0,
+                                      reward_high=5000.0, discrete=True),
 }
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import types
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -182,6 +183,31 @@ def test_reward_scale_scales_the_known_return_levels():
     metrics["episode_return"] *= 1000.0
     assert diagnose(metrics, config).healthy.all()
     assert flagged(diagnose(metrics, PPOConfig()), "no_learning") == []  # unscaled config: 1000x is still "learning"
+
+
+def test_stress_env_facts_follow_from_its_default_params():
+    from jaxppo.envs.intrusion_detection import EnvParams
+
+    params = EnvParams()
+    p = params.malicious_fraction
+    per_event = 0.5 * (p * (params.reward_true_positive + params.reward_false_negative)
+                       + (1 - p) * (params.reward_true_negative + params.reward_false_positive))
+    facts = ENV_FACTS["IntrusionDetection-v0"]
+    assert facts.random_return == pytest.approx(per_event * params.max_steps_in_episode)
+    rewards = (params.reward_true_positive, params.reward_true_negative, params.reward_false_positive,
+               params.reward_false_negative)
+    assert (facts.reward_low, facts.reward_high) == (min(rewards), max(rewards))
+    # A sampled check of the closed form: a uniform random policy over 64 episodes on the real env.
+    env, env_params = jaxppo.envs.make_env("IntrusionDetection-v0")
+    space = env.action_space(env_params)
+    from jaxppo.envs.evaluation import greedy_episodes
+
+    def act(obs, key):
+        return jax.vmap(space.sample)(jax.random.split(key, obs.shape[0]))
+
+    result = jax.jit(lambda key: greedy_episodes(env, env_params, act, key, 64))(jax.random.PRNGKey(0))
+    sampled = np.asarray(result["eval_return"], np.float64)
+    assert abs(sampled.mean() - facts.random_return) < 4 * sampled.std() / np.sqrt(sampled.size) + 1.0
 
 
 def test_thresholds_are_overridable():

@@ -49,6 +49,10 @@ PPO_VARIANTS = {
     "running_relative": {"return_normalization": "running", "value_clipping": "relative"},
     "popart_relative": {"return_normalization": "popart", "value_clipping": "relative"},
     "popart_off": {"return_normalization": "popart", "value_clipping": "off"},
+    # PopArt + relative clipping with the critic's output layer initialised at zero: the first
+    # advantages then come from the rewards alone, which matters when rewards are ~1e-3 per step.
+    "popart_relative_zero_head": {"return_normalization": "popart", "value_clipping": "relative",
+                                  "value_head_init_scale": 0.0},
     "symlog": {"value_target_transform": "symlog", "return_normalization": "off", "value_clipping": "off"},
 }
 DQN_VARIANTS = {

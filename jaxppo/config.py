@@ -164,6 +164,10 @@ class PPOConfig:
     reward_clip: float = leaf(10.0)
     observation_clip: float = leaf(10.0)
     log_std_init: float = leaf(0.0)
+    # Scale of the critic's orthogonal output layer at init (PureJaxRL and CleanRL: 1.0). At 0 every
+    # initial value prediction is 0, so the first advantages come from the rewards alone, whatever their
+    # scale; at 1.0 the random initial predictions (order 0.1-1) swamp rewards of order 1e-3.
+    value_head_init_scale: float = static(1.0)
     # Multiplies the env's reward before anything sees it (learner, episode returns, evaluation), so
     # the same task can be run at any reward scale; reported returns are then in scaled units.
     env_reward_scale: float = leaf(1.0)
@@ -242,6 +246,7 @@ class PPOConfig:
         _check_range("reward_clip", self.reward_clip, 0.0, math.inf, low_open=True)
         _check_range("observation_clip", self.observation_clip, 0.0, math.inf, low_open=True)
         _check_range("log_std_init", self.log_std_init, -20.0, 5.0)
+        _check_range("value_head_init_scale", self.value_head_init_scale, 0.0, 10.0)
         _check_range("env_reward_scale", self.env_reward_scale, 0.0, math.inf, low_open=True)
         _check_run_settings(self.run, self.num_updates)
 

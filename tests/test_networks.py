@@ -65,3 +65,17 @@ def test_vmapped_network_init_compiles_to_no_lapack_call():
         text = jax.jit(jax.vmap(lambda k: module.init(k, obs))).lower(
             jax.random.split(jax.random.PRNGKey(0), 16)).as_text()
         assert "lapack" not in text and "geqrf" not in text.lower(), type(module).__name__
+
+
+def test_value_head_init_scale_zero_predicts_exactly_zero_and_still_learns():
+    """``PPOConfig.value_head_init_scale=0``: every initial value is 0 (the first advantages are the
+    rewards' own), while the hidden layers keep their orthogonal init and the head gets gradients."""
+    obs = jax.random.normal(jax.random.PRNGKey(1), (32, 6))
+    zero, default = Critic((16, 16), "tanh", head_scale=0.0), Critic((16, 16), "tanh")
+    params = zero.init(jax.random.PRNGKey(0), obs)
+    np.testing.assert_array_equal(np.asarray(zero.apply(params, obs)), np.zeros(32))
+    assert float(jnp.std(default.apply(default.init(jax.random.PRNGKey(0), obs), obs))) > 1e-2
+    hidden = params["params"]["MLP_0"]["Dense_0"]["kernel"]
+    assert float(jnp.abs(hidden).max()) > 0.1
+    grads = jax.grad(lambda p: jnp.mean((zero.apply(p, obs) - 1.0) ** 2))(params)
+    assert float(jnp.abs(grads["params"]["MLP_0"]["Dense_2"]["kernel"]).max()) > 1e-3

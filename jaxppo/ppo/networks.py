@@ -59,15 +59,17 @@ class Actor(nn.Module):
 
 
 class Critic(nn.Module):
-    """Value network: one scalar per observation."""
+    """Value network: one scalar per observation. ``head_scale`` scales the output layer's orthogonal
+    init (0: every initial prediction is exactly 0; ``PPOConfig.value_head_init_scale``)."""
 
     hidden_sizes: Sequence[int]
     activation: str
     obs_ndim: int = 1
+    head_scale: float = 1.0
 
     @nn.compact
     def __call__(self, obs: jax.Array) -> jax.Array:
-        return MLP(self.hidden_sizes, self.activation, 1, 1.0, self.obs_ndim)(obs)[..., 0]
+        return MLP(self.hidden_sizes, self.activation, 1, self.head_scale, self.obs_ndim)(obs)[..., 0]
 
 
 def rescale_critic_head(critic_params: Any, old: rs.RunningStats, new: rs.RunningStats,

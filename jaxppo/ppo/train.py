@@ -163,7 +163,7 @@ def make_context(config: PPOConfig, env: Any = None, env_params: Any = None) -> 
     obs_ndim = max(len(obs_shape), 1)
     actor = Actor(config.hidden_sizes, config.activation, spec.num_actions, spec.discrete,
                   config.log_std_init, obs_ndim)
-    critic = Critic(config.hidden_sizes, config.activation, obs_ndim)
+    critic = Critic(config.hidden_sizes, config.activation, obs_ndim, config.value_head_init_scale)
     # Constant rates here; anneal_lr scales each update's step by learning_rate_fraction instead.
     optimizer = make_optimizer(config.learning_rate, max_grad_norm=config.max_grad_norm, adam_eps=config.adam_eps,
                                critic_learning_rate=config.critic_learning_rate)

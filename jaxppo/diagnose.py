@@ -50,6 +50,8 @@ class EnvFacts:
     ``reward_low`` / ``reward_high``: bounds of one step's reward, for the Q-value bound
     ``max(|low|, |high|) / (1 - gamma)`` (None: unknown, the detector falls back to growth).
     ``discrete``: whether actions are discrete (entropy collapse is judged relative to ``log(A)``).
+    ``observations_predict_return``: False where no critic can beat the mean return, because the
+    observation carries almost no information about it (``value_loss_stuck`` is then not a pathology).
     """
 
     random_return: Optional[float]
@@ -57,6 +59,7 @@ class EnvFacts:
     reward_low: Optional[float]
     reward_high: Optional[float]
     discrete: Optional[bool]
+    observations_predict_return: bool = True
 
     def scaled(self, scale: float) -> "EnvFacts":
         """The facts with every reward multiplied by ``scale`` (``env_reward_scale``); bounds swap if negative."""
@@ -94,9 +97,13 @@ ENV_FACTS: dict[str, EnvFacts] = {
     # probability p = 181/1600. A uniform random policy earns per event 0.5 * (p * (5000 - 10000) +
     # (1 - p) * (100 - 1000)) = -681.9, so -681,906 per episode (closed form, checked in
     # tests/test_diagnose.py). No agreed "solved" return: held-out F1 is its score. One event pays
-    # between -10000 (an attack allowed) and +5000 (an attack blocked).
+    # between -10000 (an attack allowed) and +5000 (an attack blocked). Events are independent and the
+    # observation holds no clock, so one event's features explain well under 1% of the discounted
+    # return's variance: a critic at the mean (explained variance ~0) is the best there is, and a
+    # learning PPO run shows value_loss_stuck's signature on every seed (16/16 at reward scales 1e-3,
+    # 1 and 1e3 with held-out F1 ~0.70). That detector is therefore off for this env.
     "IntrusionDetection-v0": EnvFacts(random_return=-681906.25, solved_return=None, reward_low=-10000.0,
-                                      reward_high=5000.0, discrete=True),
+                                      reward_high=5000.0, discrete=True, observations_predict_return=False),
 }
 
 
@@ -599,7 +606,7 @@ def detect_value_loss_explosion(ctx: _Context) -> Optional[Finding]:
 def detect_value_loss_stuck(ctx: _Context) -> Optional[Finding]:
     """Value loss pinned at the target variance (1.0 when normalised) with explained variance ~0 (003)."""
     value_loss, ev = ctx.get("value_loss"), ctx.get("explained_variance")
-    if value_loss is None or ev is None:
+    if value_loss is None or ev is None or not ctx.facts.observations_predict_return:
         return None
     t = ctx.thresholds
     target_var = _critic_target_variance(ctx)

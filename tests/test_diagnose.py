@@ -210,6 +210,21 @@ def test_stress_env_facts_follow_from_its_default_params():
     assert abs(sampled.mean() - facts.random_return) < 4 * sampled.std() / np.sqrt(sampled.size) + 1.0
 
 
+def test_value_loss_stuck_is_not_judged_where_observations_cannot_predict_the_return():
+    # A critic at the mean: normalised value loss ~1 and explained variance ~0 for the whole run.
+    metrics = healthy_ppo_metrics()
+    rng = np.random.default_rng(3)
+    metrics["value_loss"] = 1.0 + rng.normal(0, 0.05, metrics["value_loss"].shape)
+    metrics["explained_variance"] = rng.normal(0, 0.02, metrics["value_loss"].shape)
+    metrics.pop("return_std")  # normalised targets: unit variance
+    popart = PPOConfig(return_normalization="popart", value_clipping="relative")
+    assert flagged(diagnose(metrics, popart), "value_loss_stuck") == [0, 1, 2]
+    assert not ENV_FACTS["IntrusionDetection-v0"].observations_predict_return
+    stress = popart.replace(env="IntrusionDetection-v0")
+    metrics["episode_return"] = -681906.0 + (metrics["episode_return"] - 22.0) * 2400.0  # learns to ~+4.9e5
+    assert flagged(diagnose(metrics, stress), "value_loss_stuck") == []
+
+
 def test_thresholds_are_overridable():
     metrics = healthy_ppo_metrics(num_seeds=1)
     metrics["explained_variance"][0, 50:120] = -0.6

@@ -121,8 +121,13 @@ _ACTIVATIONS = ("tanh", "relu", "gelu", "silu", "elu")
 class PPOConfig:
     """Proximal Policy Optimization, with every stability control from the seed reports as a field.
 
-    Defaults are PureJaxRL's CartPole PPO (4 envs x 128 steps, 4 epochs x 4 minibatches, Adam 2.5e-4
-    annealed, clip 0.2, GAE 0.99/0.95, global-norm clipping 0.5), so results compare directly.
+    Sizes and optimiser are PureJaxRL's CartPole PPO (4 envs x 128 steps, 4 epochs x 4 minibatches,
+    Adam 2.5e-4 annealed, clip 0.2, GAE 0.99/0.95, global-norm clipping 0.5). The value side is the one
+    that survives any reward scale: PopArt return normalisation, relative value clipping and a critic
+    whose output layer starts at zero. With PureJaxRL's own value side (no normalisation, absolute
+    clipping at 0.2, head init 1.0) seeds fail at reward scales 1e3 (value loss explodes) and 1e-3
+    (the untrained critic's noise swamps the rewards); docs/stability.md has the measurements. PureJaxRL's
+    exact settings are ``configs/ppo_cartpole_purejaxrl.yaml``.
     """
 
     algorithm: str = static("ppo")
@@ -138,9 +143,9 @@ class PPOConfig:
     # Modes.
     return_estimator: str = static("gae")  # gae | monte_carlo
     advantage_normalization: str = static("minibatch")  # minibatch | batch | off
-    value_clipping: str = static("off")  # off | absolute | relative
+    value_clipping: str = static("relative")  # off | absolute | relative
     value_loss: str = static("mse")  # mse | huber | mixed
-    return_normalization: str = static("off")  # off | batch | running | popart
+    return_normalization: str = static("popart")  # off | batch | running | popart
     value_target_transform: str = static("off")  # off | symlog (DreamerV3; needs return_normalization off)
     reward_normalization: str = static("off")  # off | running
     observation_normalization: bool = static(False)
@@ -167,7 +172,7 @@ class PPOConfig:
     # Scale of the critic's orthogonal output layer at init (PureJaxRL and CleanRL: 1.0). At 0 every
     # initial value prediction is 0, so the first advantages come from the rewards alone, whatever their
     # scale; at 1.0 the random initial predictions (order 0.1-1) swamp rewards of order 1e-3.
-    value_head_init_scale: float = static(1.0)
+    value_head_init_scale: float = static(0.0)
     # Multiplies the env's reward before anything sees it (learner, episode returns, evaluation), so
     # the same task can be run at any reward scale; reported returns are then in scaled units.
     env_reward_scale: float = leaf(1.0)

@@ -124,7 +124,7 @@ def test_default_config_is_found_from_any_working_directory(tmp_path, monkeypatc
     monkeypatch.chdir(tmp_path)
     config, name = cli.resolve_config(None)
     assert name == "ppo_cartpole"
-    assert config.run.updates_per_chunk == 61 and config.value_clipping == "absolute"  # the bundled file
+    assert config.run.updates_per_chunk == 61 and config.replace(run=PPOConfig().run) == PPOConfig()  # the bundled file
     config, name = cli.resolve_config("ppo_cartpole")
     assert name == "ppo_cartpole" and config.num_envs == 4
     # An installed wheel: no configs/ beside the package, the YAMLs under jaxppo/bundled_configs.

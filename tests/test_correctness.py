@@ -37,7 +37,8 @@ def test_value_clip_fraction_counts_only_changes_beyond_the_radius():
 
 def small_config(**changes) -> PPOConfig:
     base = dict(num_envs=4, num_steps=32, total_timesteps=4 * 32 * 4, num_epochs=2, num_minibatches=2,
-                hidden_sizes=(16,), learning_rate=3e-3)
+                hidden_sizes=(16,), learning_rate=3e-3,
+                value_head_init_scale=1.0)  # a zero critic head gets no hidden-layer gradient on its first step
     base.update(changes)
     return PPOConfig(**base)
 
@@ -70,7 +71,8 @@ def test_an_annealed_step_is_the_constant_rate_step_times_the_fraction():
 
 def test_gae_with_lambda_one_equals_monte_carlo_minus_v_under_observation_normalisation():
     config = PPOConfig(num_envs=4, num_steps=64, total_timesteps=4 * 64, num_minibatches=1, hidden_sizes=(32,),
-                       observation_normalization=True, gae_lambda=1.0, gamma=0.97)
+                       observation_normalization=True, gae_lambda=1.0, gamma=0.97,
+                       value_head_init_scale=1.0)  # values that differ between observations
     ctx = ppo.make_context(config)
     state = ppo.init_state(ctx, jax.random.PRNGKey(2))
     rollout = jax.jit(lambda s: jax.lax.scan(functools.partial(ppo.rollout_step, ctx), s, None, length=64))

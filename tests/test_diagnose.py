@@ -398,7 +398,7 @@ def test_hand_built_critic_gradient_entropy_and_clip_pathologies():
     metrics["entropy"][2, 30:] = 0.01  # deterministic at update 31 while the return...
     metrics["episode_return"][2] = 22 + np.random.default_rng(3).normal(0, 3, U)  # ...stays random-level
     metrics["value_clip_fraction"][3] = 0.9
-    config = PPOConfig(value_clipping="absolute")
+    config = PPOConfig(value_clipping="absolute", return_normalization="off")
     diagnosis = diagnose(metrics, config)
     assert flagged(diagnosis, "critic_useless") == [0]
     assert diagnosis.seeds[0].findings[0].start_update == 41

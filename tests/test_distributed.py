@@ -27,7 +27,8 @@ TINY = [
 ]
 FLOAT_METRICS = ("advantage_mean", "advantage_std", "approx_kl", "explained_variance", "grad_clip_ratio",
                  "grad_norm", "mean_ratio", "policy_loss", "return_mean", "return_std", "value_loss",
-                 "value_mean", "entropy", "clip_fraction", "value_clip_fraction")
+                 "value_mean", "entropy", "clip_fraction", "value_clip_fraction", "return_stats_mean",
+                 "return_stats_std")
 
 
 def _free_port() -> int:

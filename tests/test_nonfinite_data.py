@@ -15,7 +15,9 @@ from tests.probe_envs import MatchBitEnv, MatchParams
 NUM_ENVS, NUM_STEPS, NUM_UPDATES = 4, 16, 24
 BASE = [f"num_envs={NUM_ENVS}", f"num_steps={NUM_STEPS}", f"total_timesteps={NUM_ENVS * NUM_STEPS * NUM_UPDATES}",
         "num_epochs=4", "num_minibatches=2", "hidden_sizes=[16]", "learning_rate=0.01", "anneal_lr=false",
-        "gamma=0.5", "entropy_coef=0.0"]
+        "gamma=0.5", "entropy_coef=0.0",
+        # Statistics only where a case turns them on (PPOConfig() has PopArt return statistics).
+        "return_normalization=off", "value_clipping=off"]
 NAN_STEP = 40  # in the third update's rollout (env time 33..48), at rollout position 7
 
 # (overrides, NaN reward step, NaN observation step, samples left out of the statistics)

@@ -26,7 +26,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Compared with a float tolerance (see the module docstring); everything else must match exactly.
 FLOAT_METRICS = ("advantage_mean", "advantage_std", "approx_kl", "explained_variance", "grad_clip_ratio",
                  "grad_norm", "mean_ratio", "policy_loss", "return_mean", "return_std", "value_loss",
-                 "value_mean", "entropy", "clip_fraction", "value_clip_fraction")
+                 "value_mean", "entropy", "clip_fraction", "value_clip_fraction", "return_stats_mean",
+                 "return_stats_std")
 
 _FOUR_DEVICES = textwrap.dedent(r"""
     import json, os, shutil, sys

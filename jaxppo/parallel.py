@@ -170,6 +170,14 @@ def tree_bytes(tree: Any) -> int:
     return int(sum(math.prod(leaf.shape) * np.dtype(leaf.dtype).itemsize for leaf in jax.tree.leaves(tree)))
 
 
+def host_memory_bytes() -> Optional[int]:
+    """This machine's physical memory (None when the OS does not say)."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
 def device_memory_bytes(device: Any) -> Optional[int]:
     """Memory one device may use: the allocator's limit on GPU / TPU; on CPU the machine's physical
     memory shared by its local CPU devices. None when unknown."""
@@ -180,9 +188,8 @@ def device_memory_bytes(device: Any) -> Optional[int]:
     if stats and stats.get("bytes_limit"):
         return int(stats["bytes_limit"])
     if device.platform == "cpu":
-        try:
-            total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-        except (ValueError, OSError, AttributeError):
+        total = host_memory_bytes()
+        if total is None:
             return None
         return int(total // max(1, len([d for d in jax.local_devices() if d.platform == "cpu"])))
     return None

@@ -41,7 +41,8 @@ from jaxppo import config as config_lib
 from jaxppo.algorithm import Algorithm
 from jaxppo.api import make_algorithm
 from jaxppo.checkpoint import CheckpointWriter, latest_checkpoint_update, restore_checkpoint
-from jaxppo.parallel import SeedLayout, broadcast_from_main, check_memory, is_main_process, tree_bytes
+from jaxppo.parallel import (SeedLayout, broadcast_from_main, check_memory, host_memory_bytes, is_main_process,
+                             tree_bytes)
 from jaxppo.run_io import (
     RunInputError,
     atomic_write_json,
@@ -359,7 +360,7 @@ class _Records:
     @property
     def columns(self) -> int:
         """Columns filled so far (the last may cover fewer than ``every`` updates at the end of a run)."""
-        return -(-self.update // self.every)
+        return columns_for(self.update, self.every)
 
     def valid_per_seed(self) -> dict[str, np.ndarray]:
         return {name: values[:, : self.columns] for name, values in self.per_seed.items()}
@@ -493,14 +494,6 @@ def check_run_dir(run_dir: str, force: bool = False) -> None:
     except OSError as error:
         raise RunInputError(f"cannot write the run directory {run_dir!r}: {existing!r} is not writable "
                             f"({error.strerror or error}).") from None
-
-
-def host_memory_bytes() -> Optional[int]:
-    """This machine's physical memory (None when the OS does not say)."""
-    try:
-        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
-    except (ValueError, OSError, AttributeError):
-        return None
 
 
 def check_metric_history(num_lanes: int, specs: Mapping[str, tuple], num_updates: int, every: int) -> int:

@@ -128,8 +128,8 @@ def value_loss(
     unclipped = elementwise_value_loss(prediction, target, kind, huber_delta)
     if clipping == "off":
         return jnp.mean(unclipped), jnp.zeros((), jnp.float32)
-    clipped_prediction = clip_value_prediction(prediction, old_prediction, clipping, clip_epsilon, clip_floor)
-    clipped = elementwise_value_loss(clipped_prediction, target, kind, huber_delta)
     radius = value_clip_radius(old_prediction, clipping, clip_epsilon, clip_floor)
-    fraction = jnp.mean((jnp.abs(prediction - old_prediction) > radius).astype(jnp.float32))
+    change = prediction - old_prediction
+    clipped = elementwise_value_loss(old_prediction + jnp.clip(change, -radius, radius), target, kind, huber_delta)
+    fraction = jnp.mean((jnp.abs(change) > radius).astype(jnp.float32))
     return jnp.mean(jnp.maximum(unclipped, clipped)), fraction

@@ -392,10 +392,9 @@ def metric_blocks(values: np.ndarray, every: int) -> np.ndarray:
     if every <= 1:
         return values
     num_seeds, n = values.shape[:2]
-    columns = -(-n // every)
+    columns = columns_for(n, every)
     if not np.issubdtype(values.dtype, np.floating):
-        last = np.minimum((np.arange(columns) + 1) * every, n) - 1
-        return values[:, last]
+        return values[:, column_updates(columns, every, n) - 1]
     padded = np.full((num_seeds, columns * every) + values.shape[2:], np.nan, values.dtype)
     padded[:, :n] = values
     blocks = padded.reshape((num_seeds, columns, every) + values.shape[2:])

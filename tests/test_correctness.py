@@ -77,7 +77,7 @@ def test_gae_with_lambda_one_equals_monte_carlo_minus_v_under_observation_normal
                        value_head_init_scale=1.0)  # values that differ between observations
     ctx = ppo.make_context(config)
     state = ppo.init_state(ctx, jax.random.PRNGKey(2))
-    rollout = jax.jit(lambda s: jax.lax.scan(functools.partial(ppo.rollout_step, ctx), s, None, length=64))
+    rollout = jax.jit(functools.partial(ppo.rollout, ctx))  # num_steps = 64
     state, trajectory = rollout(state)
     assert np.any(np.asarray(trajectory.done))  # CartPole episodes end inside the rollout
     gae = jax.jit(functools.partial(ppo.estimate_returns, ctx))(state, trajectory)

@@ -73,7 +73,7 @@ def test_truncation_stores_final_observation_and_is_not_terminal():
     params = params.replace(max_steps_in_episode=4)
     ctx = dqn.make_context(cfg, env, params)
     state = dqn.init_state(ctx, jax.random.PRNGKey(1))
-    rollout = jax.jit(lambda s: jax.lax.scan(functools.partial(dqn.rollout_step, ctx), s, None, length=4))
+    rollout = jax.jit(lambda s: dqn.rollout(ctx, s, 4))
     end_state, record = rollout(state)
     t = record.transition
     assert not np.any(np.asarray(t.terminated))  # balanced for 4 steps: no pole falls

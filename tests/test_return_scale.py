@@ -75,8 +75,7 @@ def _estimate_after_updates(normalization: str, updates: int = 3):
     def run(key):
         state = ppo_train.init_state(ctx, key)
         state, _ = ppo_train.run_updates(ctx, state, updates)
-        after_rollout, trajectory = jax.lax.scan(functools.partial(ppo_train.rollout_step, ctx), state, None,
-                                                 length=config.num_steps)
+        after_rollout, trajectory = ppo_train.rollout(ctx, state)
         estimate = ppo_train.estimate_returns(ctx, after_rollout, trajectory)
         stale = ctx.critic.apply(state.params["critic"], trajectory.obs)
         fresh = ctx.critic.apply(estimate.critic_params, trajectory.obs)

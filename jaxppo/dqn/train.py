@@ -3,9 +3,10 @@
 Every scan body is a top-level function taking a static ``DQNContext`` first (bound with
 ``functools.partial``), so each piece can be imported and tested on its own:
 
+    draw_rollout_noise  the exploration and env randomness of an update's steps, in batched calls
     rollout_step    one epsilon-greedy env step for all envs            (scanned train_frequency times)
-    gradient_step   sample a batch, one TD gradient step                 (scanned gradient_steps times)
-    learn           the gradient steps, or zeros before learning starts
+    gradient_step   one TD gradient step on a sampled batch              (scanned gradient_steps times)
+    learn           samples every gradient step's batch, then the steps, or zeros before learning starts
     update_target   hard copy or Polyak average of the online parameters
     train_step      rollout + buffer write + learn + target update + metrics   (scanned per update)
 
@@ -26,6 +27,9 @@ all envs (``num_envs`` per vectorised step), the same unit as ``total_timesteps`
 
 The PRNG key lives in the state and each update splits it, so ``n`` updates in one call or in chunks
 give identical results; each seed draws its own network init, exploration and sampling streams.
+An update's random numbers (exploration, env resets, replay indices) are drawn in a handful of batched
+calls before the loops that use them: on the CPU every threefry call inside a loop body is a small
+loop of its own, and DQN's per-update work is small enough for those to show.
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ from jaxppo.dqn import losses
 from jaxppo.dqn.networks import QNetwork
 from jaxppo.returns import symexp
 from jaxppo.envs.evaluation import greedy_episodes
+from jaxppo.envs.stepping import StepNoise, draw_step_noise, step_envs
 from jaxppo.envs import (
     EpisodeTracker,
     action_spec,
@@ -64,13 +69,16 @@ __all__ = [
     "DQNState",
     "DQNPolicy",
     "StepRecord",
+    "RolloutNoise",
     "LearnerState",
     "GradientMetrics",
     "make_context",
     "init_state",
     "epsilon_at",
     "epsilon_greedy",
+    "draw_rollout_noise",
     "rollout_step",
+    "rollout",
     "dqn_loss",
     "gradient_step",
     "learn",
@@ -130,6 +138,20 @@ class StepRecord(NamedTuple):
     finished_length: jax.Array
     epsilon: jax.Array
     counters: dict  # the env's info["counters"] (confusion counts for IntrusionDetection-v0), else {}
+
+
+class RolloutNoise(NamedTuple):
+    """The randomness of ``num_steps`` vectorised env steps; leaves ``[num_steps, num_envs, ...]``."""
+
+    explore: jax.Array  # uniform in [0, 1): the step explores where this is below epsilon
+    random_action: jax.Array  # int32 in [0, num_actions): the action taken when exploring
+    env: StepNoise  # step keys and reset states for the envs' auto-reset
+
+
+# How many of a sampled batch's observations ``greedy_agreement`` reads. The diagnostic needs the
+# target network's greedy actions, a forward pass of its own; on 32 rows instead of the whole batch
+# (128 by default) it costs a quarter of that pass and still resolves agreement to 1/32.
+GREEDY_AGREEMENT_ROWS = 32
 
 
 class LearnerState(NamedTuple):
@@ -210,30 +232,57 @@ def epsilon_greedy(key: jax.Array, q_values: jax.Array, epsilon: jax.Array) -> j
     """``argmax`` of ``q_values [..., A]``, replaced by a uniform action with probability ``epsilon``."""
     explore_key, action_key = jax.random.split(key)
     batch_shape = q_values.shape[:-1]
-    greedy = jnp.argmax(q_values, axis=-1)
     random_action = jax.random.randint(action_key, batch_shape, 0, q_values.shape[-1])
-    explore = jax.random.uniform(explore_key, batch_shape) < epsilon
-    return jnp.where(explore, random_action, greedy).astype(jnp.int32)
+    explore = jax.random.uniform(explore_key, batch_shape)
+    return epsilon_greedy_with_noise(q_values, epsilon, explore, random_action)
 
 
-def rollout_step(ctx: DQNContext, state: DQNState, _: Any = None) -> tuple[DQNState, StepRecord]:
-    """Steps every env once with the epsilon-greedy policy and records the transitions."""
+def epsilon_greedy_with_noise(q_values: jax.Array, epsilon: jax.Array, explore: jax.Array,
+                              random_action: jax.Array) -> jax.Array:
+    """``epsilon_greedy`` from pre-drawn ``explore`` uniforms and ``random_action`` ints (shape ``[...]``)."""
+    greedy = jnp.argmax(q_values, axis=-1)
+    return jnp.where(explore < epsilon, random_action, greedy).astype(jnp.int32)
+
+
+def draw_rollout_noise(ctx: DQNContext, key: jax.Array, num_steps: int) -> RolloutNoise:
+    """Exploration draws and env noise for ``num_steps`` steps of every env."""
     cfg = ctx.config
-    key, act_key, step_key = jax.random.split(state.key, 3)
+    shape = (num_steps, cfg.num_envs)
+    explore_key, action_key, env_key = jax.random.split(key, 3)
+    return RolloutNoise(
+        explore=jax.random.uniform(explore_key, shape),
+        random_action=jax.random.randint(action_key, shape, 0, ctx.num_actions, dtype=jnp.int32),
+        env=draw_step_noise(ctx.env, ctx.env_params, env_key, shape),
+    )
+
+
+def rollout_step(ctx: DQNContext, state: DQNState, noise: RolloutNoise) -> tuple[DQNState, StepRecord]:
+    """Steps every env once with the epsilon-greedy policy and records the transitions.
+
+    ``noise`` is this step's slice of ``draw_rollout_noise`` (leaves ``[num_envs, ...]``).
+    """
+    cfg = ctx.config
     epsilon = epsilon_at(cfg, state.env_steps)
-    action = epsilon_greedy(act_key, ctx.network.apply(state.params, state.obs), epsilon)
-    next_obs, env_state, reward, terminated, truncated, info = jax.vmap(
-        ctx.env.step, in_axes=(0, 0, 0, None)
-    )(jax.random.split(step_key, cfg.num_envs), state.env_state, action, ctx.env_params)
+    action = epsilon_greedy_with_noise(ctx.network.apply(state.params, state.obs), epsilon, noise.explore,
+                                       noise.random_action)
+    next_obs, env_state, reward, terminated, truncated, info = step_envs(
+        ctx.env, ctx.env_params, state.env_state, action, noise.env)
     reward = reward.astype(jnp.float32)
     done = jnp.logical_or(terminated, truncated)
     tracker, finished_return, finished_length = track_episodes(state.tracker, reward, done)
     transition = replay.Transition(obs=state.obs, action=action, reward=reward,
                                    terminated=terminated.astype(bool), next_obs=info["final_observation"])
-    new_state = state.replace(env_state=env_state, obs=next_obs, tracker=tracker, key=key,
+    new_state = state.replace(env_state=env_state, obs=next_obs, tracker=tracker,
                               env_steps=state.env_steps + cfg.num_envs)
     return new_state, StepRecord(transition, done, finished_return, finished_length, epsilon,
                                  step_counters(info))
+
+
+def rollout(ctx: DQNContext, state: DQNState, num_steps: int) -> tuple[DQNState, StepRecord]:
+    """``num_steps`` epsilon-greedy steps of every env; the record's leaves are ``[num_steps, num_envs, ...]``."""
+    key, noise_key = jax.random.split(state.key)
+    noise = draw_rollout_noise(ctx, noise_key, num_steps)
+    return jax.lax.scan(functools.partial(rollout_step, ctx), state.replace(key=key), noise)
 
 
 # Learning ------------------------------------------------------------------------------------
@@ -246,7 +295,8 @@ def dqn_loss(params: Any, target_params: Any, ctx: DQNContext, batch: replay.Tra
     # of a 128-seed CartPole program (40.9k against 35.1k env steps/s), and for double DQN it also ran
     # the online network's backward pass over the next_obs half, whose gradient is zero.
     q_target_next = jax.lax.stop_gradient(ctx.network.apply(target_params, batch.next_obs))
-    q_target_obs = jax.lax.stop_gradient(ctx.network.apply(target_params, batch.obs))  # greedy agreement
+    agreement_rows = min(GREEDY_AGREEMENT_ROWS, batch.obs.shape[0])
+    q_target_obs = jax.lax.stop_gradient(ctx.network.apply(target_params, batch.obs[:agreement_rows]))
     q_online = ctx.network.apply(params, batch.obs)
     if cfg.double_dqn:
         q_online_next = jax.lax.stop_gradient(ctx.network.apply(params, batch.next_obs))
@@ -264,17 +314,16 @@ def dqn_loss(params: Any, target_params: Any, ctx: DQNContext, batch: replay.Tra
         "q_min": jnp.min(q_taken),
         "q_max": jnp.max(q_taken),
         "td_target_clip_fraction": out.target_clip_fraction,
-        "greedy_agreement": losses.greedy_agreement(q_online, q_target_obs),
+        "greedy_agreement": losses.greedy_agreement(q_online[:agreement_rows], q_target_obs),
         "greedy_action_histogram": losses.greedy_action_histogram(q_online),
     }
     return out.loss, aux
 
 
-def gradient_step(ctx: DQNContext, target_params: Any, buffer: replay.ReplayBuffer, learner: LearnerState,
-                  key: jax.Array) -> tuple[LearnerState, GradientMetrics]:
-    """Samples ``batch_size`` transitions uniformly and takes one clipped, finite-guarded Adam step."""
+def gradient_step(ctx: DQNContext, target_params: Any, learner: LearnerState, batch: replay.Transition
+                  ) -> tuple[LearnerState, GradientMetrics]:
+    """One clipped, finite-guarded Adam step on a sampled ``batch`` (leaves ``[batch_size, ...]``)."""
     cfg = ctx.config
-    batch = replay.sample(buffer, key, cfg.batch_size)
     (loss, aux), grads = jax.value_and_grad(dqn_loss, has_aux=True)(learner.params, target_params, ctx, batch)
     stats = gradient_stats(grads, cfg.max_grad_norm)
     updates, opt_state = ctx.optimizer.update(grads, learner.opt_state, learner.params)
@@ -286,13 +335,21 @@ def gradient_step(ctx: DQNContext, target_params: Any, buffer: replay.ReplayBuff
 
 def learn(ctx: DQNContext, state: DQNState, key: jax.Array, learning: jax.Array
           ) -> tuple[LearnerState, GradientMetrics]:
-    """``gradient_steps`` gradient steps when ``learning``; otherwise the state unchanged and zero metrics."""
+    """``gradient_steps`` gradient steps on uniform batches when ``learning``; otherwise the state
+    unchanged and zero metrics."""
     cfg = ctx.config
     learner = LearnerState(state.params, state.opt_state)
+    # Every step's batch is drawn and gathered here, in one call, so the steps' loop and the cond
+    # below carry batches, not the replay buffer.
+    slots = replay.sample_indices(state.buffer, key, cfg.gradient_steps * cfg.batch_size)
+    batches = jax.tree.map(
+        lambda store: store.at[slots].get(mode="promise_in_bounds").reshape(
+            (cfg.gradient_steps, cfg.batch_size) + store.shape[1:]),
+        state.buffer.storage)
 
     def run(current: LearnerState) -> tuple[LearnerState, GradientMetrics]:
-        step = functools.partial(gradient_step, ctx, state.target_params, state.buffer)
-        current, per_step = jax.lax.scan(step, current, jax.random.split(key, cfg.gradient_steps))
+        step = functools.partial(gradient_step, ctx, state.target_params)
+        current, per_step = jax.lax.scan(step, current, batches)
         return current, jax.tree.map(lambda x: jnp.mean(x, axis=0), per_step)
 
     def skip(current: LearnerState) -> tuple[LearnerState, GradientMetrics]:
@@ -321,7 +378,7 @@ def train_step(ctx: DQNContext, state: DQNState, _: Any = None) -> tuple[DQNStat
     """One update: ``train_frequency`` env steps, buffer write, gradient steps, target update, metrics."""
     cfg = ctx.config
     steps_before = state.env_steps
-    state, record = jax.lax.scan(functools.partial(rollout_step, ctx), state, None, length=cfg.train_frequency)
+    state, record = rollout(ctx, state, cfg.train_frequency)
     chex.assert_shape(record.done, (cfg.train_frequency, cfg.num_envs))
     flat = jax.tree.map(lambda x: x.reshape((x.shape[0] * x.shape[1],) + x.shape[2:]), record.transition)
     buffer = replay.add(state.buffer, flat)

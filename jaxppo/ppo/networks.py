@@ -25,6 +25,8 @@ __all__ = [
     "rescale_critic_head",
     "PolicyOutput",
     "sample_action",
+    "action_noise",
+    "sample_action_with_noise",
     "log_prob",
     "entropy",
     "mode",
@@ -91,9 +93,23 @@ _LOG_2PI = float(np.log(2.0 * np.pi))
 
 
 def sample_action(policy: PolicyOutput, key: jax.Array) -> jax.Array:
+    return sample_action_with_noise(policy, action_noise(key, policy.loc.shape, policy.log_std is None))
+
+
+def action_noise(key: jax.Array, shape: tuple[int, ...], discrete: bool) -> jax.Array:
+    """The randomness of ``sample_action`` for policy outputs of ``shape`` (``[..., A]``), drawn in one call.
+
+    Discrete: standard Gumbel noise (argmax of logits + Gumbel is a categorical sample, the Gumbel-max
+    trick that ``jax.random.categorical`` uses too). Continuous: standard normal noise. Drawing it for a
+    whole rollout at once keeps the random-number calls out of the rollout loop.
+    """
+    return jax.random.gumbel(key, shape) if discrete else jax.random.normal(key, shape)
+
+
+def sample_action_with_noise(policy: PolicyOutput, noise: jax.Array) -> jax.Array:
+    """A sample of ``policy`` from pre-drawn ``action_noise`` of the same shape as ``policy.loc``."""
     if policy.log_std is None:
-        return jax.random.categorical(key, policy.loc, axis=-1)
-    noise = jax.random.normal(key, policy.loc.shape)
+        return jnp.argmax(policy.loc + noise, axis=-1)
     return policy.loc + jnp.exp(policy.log_std) * noise
 
 

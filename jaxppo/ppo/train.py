@@ -3,10 +3,11 @@
 Every scan body is a top-level function taking a static ``PPOContext`` first (bound with
 ``functools.partial``), so each piece can be imported and tested on its own:
 
+    rollout           draws the rollout's randomness, then scans rollout_step
     rollout_step      one environment step for all envs                       (scanned num_steps times)
     estimate_returns  critic values, reward scaling, GAE / Monte Carlo, return statistics
     minibatch_update  one gradient step, skipped once KL early stopping fired  (scanned per minibatch)
-    epoch_update      shuffle the batch and run the minibatches                 (scanned num_epochs times)
+    epoch_update      permute the batch and run the minibatches                 (scanned num_epochs times)
     train_step        rollout + estimate_returns + epochs + metrics             (scanned per update)
 
 Units. The critic predicts ``c = return_scale * normalize(R)`` where ``normalize`` uses the return
@@ -57,12 +58,15 @@ from jaxppo.ppo.networks import (
     Actor,
     Critic,
     PolicyOutput,
+    action_noise,
     entropy,
     log_prob,
     mode,
     rescale_critic_head,
     sample_action,
+    sample_action_with_noise,
 )
+from jaxppo.envs.stepping import StepNoise, draw_step_noise, step_envs
 from jaxppo.returns import gae_advantages, monte_carlo_returns, symexp, symlog
 from jaxppo.transforms import gradient_stats, make_optimizer, nonfinite_update_count
 
@@ -72,9 +76,12 @@ __all__ = [
     "PPOPolicy",
     "Transition",
     "Batch",
+    "RolloutNoise",
     "make_context",
     "init_state",
+    "draw_rollout_noise",
     "rollout_step",
+    "rollout",
     "estimate_returns",
     "ppo_loss",
     "minibatch_update",
@@ -235,20 +242,41 @@ def _env_action(ctx: PPOContext, action: jax.Array) -> jax.Array:
 
 # Rollout -------------------------------------------------------------------------------------
 
-def rollout_step(ctx: PPOContext, state: PPOState, _: Any) -> tuple[PPOState, Transition]:
-    """Acts in every env once with the current policy and records what happened."""
+class RolloutNoise(NamedTuple):
+    """A rollout's randomness, drawn before its loop; leaves ``[num_steps, num_envs, ...]``.
+
+    Drawing it in a few batched calls instead of several calls per step matters on every backend:
+    on the CPU each threefry call inside a loop body is a loop of its own, on a GPU a kernel launch.
+    """
+
+    action: jax.Array  # Gumbel (discrete) or standard normal (continuous) noise, [T, N, num_actions]
+    env: StepNoise  # step keys and reset states for the envs' auto-reset
+
+
+def draw_rollout_noise(ctx: PPOContext, key: jax.Array) -> RolloutNoise:
     cfg = ctx.config
-    key, act_key, step_key = jax.random.split(state.key, 3)
+    action_key, env_key = jax.random.split(key)
+    shape = (cfg.num_steps, cfg.num_envs)
+    return RolloutNoise(
+        action=action_noise(action_key, shape + (ctx.spec.num_actions,), ctx.spec.discrete),
+        env=draw_step_noise(ctx.env, ctx.env_params, env_key, shape),
+    )
+
+
+def rollout_step(ctx: PPOContext, state: PPOState, noise: RolloutNoise) -> tuple[PPOState, Transition]:
+    """Acts in every env once with the current policy and records what happened.
+
+    ``noise`` is this step's slice of ``draw_rollout_noise`` (leaves ``[num_envs, ...]``).
+    """
+    cfg = ctx.config
     obs_stats = state.obs_stats
     if cfg.observation_normalization:
         obs_stats = rs.update(obs_stats, state.obs.astype(jnp.float32))
     obs = _normalize_obs(ctx, obs_stats, state.obs)
     policy = ctx.actor.apply(state.params["actor"], obs)
-    action = sample_action(policy, act_key)
-    step_keys = jax.random.split(step_key, cfg.num_envs)
-    next_obs, env_state, reward, terminated, truncated, info = jax.vmap(
-        ctx.env.step, in_axes=(0, 0, 0, None)
-    )(step_keys, state.env_state, _env_action(ctx, action), ctx.env_params)
+    action = sample_action_with_noise(policy, noise.action)
+    next_obs, env_state, reward, terminated, truncated, info = step_envs(
+        ctx.env, ctx.env_params, state.env_state, _env_action(ctx, action), noise.env)
     reward = reward.astype(jnp.float32)
     done = jnp.logical_or(terminated, truncated)
     tracker, finished_return, finished_length = track_episodes(state.tracker, reward, done)
@@ -274,9 +302,15 @@ def rollout_step(ctx: PPOContext, state: PPOState, _: Any) -> tuple[PPOState, Tr
         # carried on, it would make every later sample of this episode non-finite and left out.
         discounted_return=jnp.where(jnp.logical_or(done, ~jnp.isfinite(discounted)), 0.0, discounted),
         obs_stats=obs_stats,
-        key=key,
     )
     return new_state, transition
+
+
+def rollout(ctx: PPOContext, state: PPOState) -> tuple[PPOState, Transition]:
+    """``num_steps`` steps of every env: the trajectory's leaves are ``[num_steps, num_envs, ...]``."""
+    key, noise_key = jax.random.split(state.key)
+    noise = draw_rollout_noise(ctx, noise_key)
+    return jax.lax.scan(functools.partial(rollout_step, ctx), state.replace(key=key), noise)
 
 
 # Returns -------------------------------------------------------------------------------------
@@ -453,11 +487,11 @@ def minibatch_update(ctx: PPOContext, learner: LearnerState, minibatch: Batch
                         lambda current: _learn_on_minibatch(ctx, current, minibatch), learner)
 
 
-def epoch_update(ctx: PPOContext, batch: Batch, learner: LearnerState, key: jax.Array
+def epoch_update(ctx: PPOContext, batch: Batch, learner: LearnerState, permutation: jax.Array
                  ) -> tuple[LearnerState, MinibatchMetrics]:
-    """Shuffles the batch, splits it into ``num_minibatches`` and scans ``minibatch_update`` over them."""
+    """Reorders the batch by ``permutation`` (``[batch_size]``), splits it into ``num_minibatches`` and
+    scans ``minibatch_update`` over them."""
     cfg = ctx.config
-    permutation = jax.random.permutation(key, cfg.batch_size)
     minibatches = jax.tree.map(
         lambda x: jnp.take(x, permutation, axis=0).reshape((cfg.num_minibatches, cfg.minibatch_size) + x.shape[1:]),
         batch,
@@ -476,7 +510,7 @@ def _weighted_mean(values: jax.Array, weights: jax.Array) -> jax.Array:
 def train_step(ctx: PPOContext, state: PPOState, _: Any = None) -> tuple[PPOState, dict[str, jax.Array]]:
     """One update: ``num_steps`` of rollout, return estimation, then up to ``num_epochs`` epochs."""
     cfg = ctx.config
-    state, trajectory = jax.lax.scan(functools.partial(rollout_step, ctx), state, None, length=cfg.num_steps)
+    state, trajectory = rollout(ctx, state)
     chex.assert_shape(trajectory.reward, (cfg.num_steps, cfg.num_envs))
     estimate = estimate_returns(ctx, state, trajectory)
 
@@ -495,9 +529,10 @@ def train_step(ctx: PPOContext, state: PPOState, _: Any = None) -> tuple[PPOStat
     params = {**state.params, "critic": estimate.critic_params}
     rate_fraction = learning_rate_fraction(cfg, state.update_step)
     learner = LearnerState(params, state.opt_state, jnp.zeros((), bool), rate_fraction)
-    learner, per_minibatch = jax.lax.scan(
-        functools.partial(epoch_update, ctx, batch), learner, jax.random.split(epochs_key, cfg.num_epochs)
-    )
+    # Every epoch's shuffle drawn at once, outside the epochs' loop.
+    permutations = jax.vmap(jax.random.permutation, in_axes=(0, None))(
+        jax.random.split(epochs_key, cfg.num_epochs), cfg.batch_size)
+    learner, per_minibatch = jax.lax.scan(functools.partial(epoch_update, ctx, batch), learner, permutations)
 
     episode_return, episode_length, episodes_completed = finished_episode_means(
         trajectory.done, trajectory.finished_return, trajectory.finished_length,

@@ -36,7 +36,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from jaxppo import diagnostics
+from jaxppo import diagnostics, shuffle
 from jaxppo import running_stats as rs
 from jaxppo.algorithm import Algorithm
 from jaxppo.config import PPOConfig
@@ -530,8 +530,7 @@ def train_step(ctx: PPOContext, state: PPOState, _: Any = None) -> tuple[PPOStat
     rate_fraction = learning_rate_fraction(cfg, state.update_step)
     learner = LearnerState(params, state.opt_state, jnp.zeros((), bool), rate_fraction)
     # Every epoch's shuffle drawn at once, outside the epochs' loop.
-    permutations = jax.vmap(jax.random.permutation, in_axes=(0, None))(
-        jax.random.split(epochs_key, cfg.num_epochs), cfg.batch_size)
+    permutations = shuffle.permutations(epochs_key, cfg.num_epochs, cfg.batch_size)
     learner, per_minibatch = jax.lax.scan(functools.partial(epoch_update, ctx, batch), learner, permutations)
 
     episode_return, episode_length, episodes_completed = finished_episode_means(

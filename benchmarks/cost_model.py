@@ -77,7 +77,8 @@ def ppo_pieces(config: Any) -> tuple[dict[str, dict[str, float]], int]:
     trajectory = jax.eval_shape(
         lambda s: jax.lax.scan(functools.partial(ppo.rollout_step, ctx), s, noise, length=config.num_steps)[1],
         state)
-    learner = ppo.LearnerState(state.params, state.opt_state, jax.ShapeDtypeStruct((), jnp.bool_))
+    learner = ppo.LearnerState(state.params, state.opt_state, jax.ShapeDtypeStruct((), jnp.bool_),
+                               jax.ShapeDtypeStruct((), jnp.float32))
     batch = ppo.Batch(*[jax.ShapeDtypeStruct((config.batch_size,) + x.shape[2:], x.dtype) for x in
                         (trajectory.obs, trajectory.action, trajectory.log_prob, trajectory.reward,
                          trajectory.reward, trajectory.reward)])

@@ -60,7 +60,7 @@ CASES = [
      "Monte Carlo returns normalised per batch (Pendulum)"),
     ("004", "ppo_seed004_raw_returns", SHORT, "value_loss_explosion",
      "raw Monte Carlo returns near -1000 without normalisation (Pendulum)"),
-    ("002", "dqn_cartpole", ["loss=huber", "total_timesteps=100000"], "q_divergence",
+    ("002", "dqn_cartpole_cleanrl", ["loss=huber", "total_timesteps=100000"], "q_divergence",
      "Huber-loss DQN whose Q-values explode (CartPole, gradient clipping on)"),
 ]
 HEALTHY = ["ppo_cartpole", "ppo_acrobot", "ppo_pendulum"]

@@ -57,7 +57,10 @@ PPO_VARIANTS = {
 }
 DQN_VARIANTS = {
     "today": {},
-    "symlog": {"value_target_transform": "symlog"},
+    "cleanrl": {"reward_normalization": "off"},
+    "symlog": {"value_target_transform": "symlog", "reward_normalization": "off"},
+    # Rewards divided by the running root mean square of the discounted return, Q head rescaled with it.
+    "reward_norm": {"reward_normalization": "running"},
 }
 
 

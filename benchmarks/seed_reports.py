@@ -48,13 +48,13 @@ PAIRS = [
     ("003/004", "fix", "ppo_seed004_running_return_norm", {}, -400.0, False),
     ("004", "failure", "ppo_seed004_raw_returns", {}, -400.0, False),
     ("001", "fixes", "ppo_seed001_fixes", {}, -400.0, False),
-    ("002-cartpole", "failure", "dqn_cartpole", {"max_grad_norm": None}, 400.0, False),
-    ("002-cartpole", "fix", "dqn_cartpole", {}, 400.0, False),
+    ("002-cartpole", "failure", "dqn_cartpole_cleanrl", {"max_grad_norm": None}, 400.0, False),
+    ("002-cartpole", "fix", "dqn_cartpole_cleanrl", {}, 400.0, False),
     # Q-values exploding on CartPole: Huber(1) diverges with gradient clipping on or off; clipping the TD
     # target at CartPole's largest true value (sum of gamma^t = 100) is what bounds it.
-    ("002-cartpole-q", "failure", "dqn_cartpole", {"loss": "huber"}, 400.0, False),
-    ("002-cartpole-q", "failure-unclipped", "dqn_cartpole", {"loss": "huber", "max_grad_norm": None}, 400.0, False),
-    ("002-cartpole-q", "fix", "dqn_cartpole", {"loss": "huber", "td_target_clip": 100.0}, 400.0, False),
+    ("002-cartpole-q", "failure", "dqn_cartpole_cleanrl", {"loss": "huber"}, 400.0, False),
+    ("002-cartpole-q", "failure-unclipped", "dqn_cartpole_cleanrl", {"loss": "huber", "max_grad_norm": None}, 400.0, False),
+    ("002-cartpole-q", "fix", "dqn_cartpole_cleanrl", {"loss": "huber", "td_target_clip": 100.0}, 400.0, False),
     ("002-breakout", "failure", "dqn_seed002_unclipped", {}, 5.0, True),
     ("002-breakout", "fix", "dqn_minatar_breakout", {}, 5.0, True),
 ]

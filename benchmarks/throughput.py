@@ -116,10 +116,13 @@ DQN_DIFFERENCES = [
 
 
 def dqn_config(total_timesteps: Optional[int]) -> Any:
-    """CleanRL's CartPole DQN (``configs/dqn_cartpole.yaml``, MSE loss) in rejax's 10 envs x 1 step layout."""
+    """CleanRL's CartPole DQN (``configs/dqn_cartpole_cleanrl.yaml``, MSE loss, raw rewards: rejax has no reward
+    normalisation) in rejax's 10 envs x 1 step layout."""
     import jaxppo
 
-    config = jaxppo.load_config("dqn_cartpole")
+    name = ("dqn_cartpole_cleanrl" if os.path.exists(os.path.join(REPO, "configs", "dqn_cartpole_cleanrl.yaml"))
+            else "dqn_cartpole")
+    config = jaxppo.load_config(name)
     transitions = config.num_envs * config.train_frequency
     config = dataclasses.replace(config, num_envs=transitions, train_frequency=1, loss="mse")
     return config if total_timesteps is None else config.replace(total_timesteps=total_timesteps)

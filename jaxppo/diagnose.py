@@ -790,6 +790,12 @@ def detect_updates_clipped_away(ctx: _Context) -> Optional[Finding]:
         suggestion, why = _value_fix(ctx)
         cause = ("actor and critic share one global-norm clip, and the critic's raw-scale gradient is so large that "
                  "every step is shrunk 200-fold or more: the policy learns at a two-hundredth of its rate; " + why)
+    elif getattr(ctx.config, "reward_normalization", "off") == "off":
+        suggestion = ("reward_normalization=running",)
+        cause = ("every gradient step is shrunk 200-fold or more by the clip: the Q-network regresses raw returns "
+                 "whose scale it cannot reach at its learning rate; normalising rewards by the running size of the "
+                 "discounted return puts the targets near 1 (measured: CartPole at reward scale 1e3, 0/8 healthy "
+                 "seeds without it, 8/8 with it)")
     else:
         suggestion = ()
         cause = "every gradient step is shrunk 200-fold or more by the clip; no single change is known to fix it"

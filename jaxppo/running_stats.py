@@ -31,7 +31,7 @@ import jax.numpy as jnp
 from flax import struct
 
 __all__ = ["RunningStats", "init", "update", "replace_with_batch", "normalize", "denormalize", "std",
-           "renormalize", "preserve_linear_outputs"]
+           "root_mean_square", "renormalize", "preserve_linear_outputs"]
 
 _VARIANCE_EPS = 1e-8
 
@@ -108,6 +108,15 @@ def replace_with_batch(stats: RunningStats, batch: jax.Array) -> RunningStats:
 
 def std(stats: RunningStats) -> jax.Array:
     return jnp.sqrt(stats.var + _VARIANCE_EPS)
+
+
+def root_mean_square(stats: RunningStats) -> jax.Array:
+    """``sqrt(mean^2 + var)``: the typical magnitude of the samples, 1 before any data.
+
+    A scale for positive quantities whose spread can be near zero while their size is not (CartPole's
+    discounted returns are all 1.0 after the first step: std 0, root mean square 1).
+    """
+    return jnp.sqrt(stats.mean**2 + stats.var + _VARIANCE_EPS)
 
 
 def normalize(stats: RunningStats, x: jax.Array, clip: Optional[jax.Array | float] = None,

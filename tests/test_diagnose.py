@@ -418,7 +418,7 @@ def test_huber_dqn_on_cartpole_diverges_and_the_bound_is_suggested():
     pass 10x the bound 1 / (1 - 0.99) = 100 after about 23k of 100k env steps (exploration decays over
     the first half of the run; over a 30k run they stop near 500); the suggestion clips the TD target
     at the bound, which stopped the divergence in the 16-seed measurement."""
-    config = jaxppo.load_config("dqn_cartpole").replace(
+    config = jaxppo.load_config("dqn_cartpole_cleanrl").replace(
         loss="huber", total_timesteps=100_000, learning_starts=5_000, buffer_size=5_000)
     _, metrics = jaxppo.train(config, num_seeds=2)
     diagnosis = diagnose(metrics, config)

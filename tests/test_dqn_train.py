@@ -47,21 +47,28 @@ def test_update_target_hard_and_polyak_on_a_counter():
     assert float(fn(polyak, online, target, no, 0, 10)["w"]) == 1.0
 
 
-@pytest.mark.parametrize("mode", ["hard", "polyak"])
-def test_target_network_follows_schedule_in_training(mode):
+@pytest.mark.parametrize("mode,normalization", [("hard", "off"), ("polyak", "off"), ("hard", "running")])
+def test_target_network_follows_schedule_in_training(mode, normalization):
     overrides = {} if mode == "hard" else {"target_update": "polyak", "tau": 0.25}
-    _, init, run = _compiled(**overrides)
+    _, init, run = _compiled(reward_normalization=normalization, **overrides)
     state = init(jax.random.PRNGKey(0))
-    expected = _leaves(state.target_params)
+    expected = state.target_params
+    previous_scale = None
     for update in range(1, 10):
         state, metrics = run(state, 1)
-        online = _leaves(state.params)
+        if normalization == "running":
+            # Between copies the target's output layer follows the reward scale (scale-only PopArt);
+            # the first statistics leave the untrained network as it is.
+            scale = float(metrics["reward_scale"][0])
+            if previous_scale is not None:
+                expected = dqn.rescale_q_head(expected, jnp.asarray(previous_scale / scale))
+            previous_scale = scale
         if update >= 3:  # learning has started
             if mode == "hard" and update % 3 == 0:
-                expected = online
+                expected = state.params
             elif mode == "polyak":
-                expected = [0.25 * o + 0.75 * t for o, t in zip(online, expected)]
-        for got, want in zip(_leaves(state.target_params), expected):
+                expected = jax.tree.map(lambda o, t: 0.25 * o + 0.75 * t, state.params, expected)
+        for got, want in zip(_leaves(state.target_params), _leaves(expected)):
             np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
         if update >= 3 and (mode == "polyak" or update % 3):
             assert not _tree_equal(state.params, state.target_params)
@@ -179,3 +186,40 @@ def test_dqn_learns_cartpole():
 # The default network and batch with a short schedule; MSE because Huber with delta 1 diverges on
 # unscaled CartPole returns (docs/dqn.md).
 LEARN = dict(total_timesteps=30_000, learning_starts=1_000, loss="mse", epsilon_decay_fraction=0.5)
+
+
+def test_reward_normalization_makes_training_invariant_to_the_reward_scale():
+    # Rewards divided by the root mean square of the discounted return, the Q head rescaled when it moves:
+    # multiplying every reward by 1000 must give the same actions, the same TD losses and Q-values 1000
+    # times larger (up to float rounding), while without normalisation the run changes.
+    runs = {}
+    for normalization in ("running", "off"):
+        for scale in (1.0, 1000.0):
+            alg = jaxppo.make_algorithm(DQNConfig(**{**SMALL, "reward_normalization": normalization,
+                                                     "env_reward_scale": scale}))
+            state, metrics = jax.jit(lambda k: alg.run_updates(alg.init(k), 30))(jax.random.PRNGKey(3))
+            runs[normalization, scale] = (state, jax.tree.map(np.asarray, metrics))
+    (state_1, m_1), (state_k, m_k) = runs["running", 1.0], runs["running", 1000.0]
+    assert m_1["learning"].sum() > 20  # most of the 30 updates learned
+    np.testing.assert_array_equal(state_1.buffer.storage.action, state_k.buffer.storage.action)
+    np.testing.assert_allclose(m_k["reward_scale"], 1000.0 * m_1["reward_scale"], rtol=1e-4)
+    np.testing.assert_allclose(m_k["td_loss"], m_1["td_loss"], rtol=2e-3, atol=1e-7)
+    for name in ("q_mean", "q_max", "q_min"):
+        np.testing.assert_allclose(m_k[name], 1000.0 * m_1[name], rtol=2e-3, atol=1e-4)
+    # Without normalisation the scaled run's TD loss is ~1e6 times larger, not equal.
+    off_1, off_k = runs["off", 1.0][1], runs["off", 1000.0][1]
+    assert off_k["td_loss"][-1] > 1e4 * off_1["td_loss"][-1]
+
+
+def test_rescaled_q_head_preserves_q_in_return_units():
+    alg, init, _ = _compiled()
+    params = init(jax.random.PRNGKey(0)).params
+    network = dqn.make_context(alg.config).network
+    obs = jax.random.normal(jax.random.PRNGKey(1), (7, 4))
+    old_scale, new_scale = 3.0, 12.5
+    rescaled = dqn.rescale_q_head(params, jnp.asarray(old_scale / new_scale))
+    np.testing.assert_allclose(new_scale * network.apply(rescaled, obs), old_scale * network.apply(params, obs),
+                               rtol=1e-5, atol=1e-6)
+    # Only the output layer changed.
+    hidden = params["params"]["MLP_0"]["Dense_0"]
+    np.testing.assert_array_equal(rescaled["params"]["MLP_0"]["Dense_0"]["kernel"], hidden["kernel"])

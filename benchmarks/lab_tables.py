@@ -138,7 +138,7 @@ def control_cost_table(lab_dir: str) -> list[str]:
     loads = [c["program"].get("load_average_before", [None])[0] for c in results["cells"]
              if c.get("program", {}).get("load_average_before")]
     lines += ["", f"The programs ran {min(run_s):.0f}-{max(run_s):.0f} s each"
-              + (f", at a 1-minute load average of {min(loads):.0f}-{max(loads):.0f} on "
+              + (f", at a 1-minute load average of {min(loads):.1f}-{max(loads):.1f} on "
                  f"{results.get('machine', {}).get('cpu_count', '?')} CPUs" if loads else "")
               + ": read throughput ratios against that noise, not as a property of the control."]
     return lines

@@ -13,7 +13,7 @@ Categories (first match on the op's own and its enclosing loops' ``op_name``):
 * ``random numbers``  threefry hashing: on CPU jax lowers every ``split``, ``uniform``, ``categorical`` ...
   to a 5-iteration rolled ``while`` loop (``jax/_src/random/threefry2x32.py``), so each random call in
   a sequential loop costs a small loop of its own;
-* ``shuffle sort``    the sort inside ``jax.random.permutation``;
+* ``shuffle sort``    the sort inside ``jax.random.permutation`` or ``jaxppo.shuffle`` (its ``minibatch_shuffle`` scope);
 * ``matmul``          dense layers (``dot_general``; XLA:CPU runs them as ``ynn_fusion`` / ``dot``);
 * ``loop copies``     copies XLA inserts to carry loop state from one iteration to the next;
 * ``other``           everything else (env dynamics, losses, optimiser, metrics).
@@ -46,7 +46,7 @@ import common  # noqa: E402
 CATEGORIES = [
     ("random numbers", ("threefry", "random_bits", "_uniform", "_gumbel", "_randint", "random_split",
                         "_split", "rng_bit_generator")),
-    ("shuffle sort", ("_shuffle", "permutation")),
+    ("shuffle sort", ("_shuffle", "permutation", "minibatch_shuffle")),
     ("matmul", ("dot_general",)),
 ]
 _NESTING = ("while", "conditional", "call")

@@ -20,7 +20,7 @@ from typing import Any, Optional
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BEGIN, END = "<!-- lab-tables:begin -->", "<!-- lab-tables:end -->"
 SCALE_SETTINGS = ("value_clipping", "return_normalization", "reward_normalization", "observation_normalization",
-                  "advantage_normalization", "max_grad_norm")
+                  "advantage_normalization", "max_grad_norm", "loss", "td_target_clip")
 REPORTS = [("seed000", "000"), ("seed001", "001"), ("seed002", "002"), ("seed003", "003"), ("seed004", "004")]
 
 
@@ -93,13 +93,14 @@ def report_table(lab_dir: str) -> list[str]:
     return lines
 
 
-def reward_scale_table(lab_dir: str) -> list[str]:
-    results = load(lab_dir, "reward_scale")
+def reward_scale_table(lab_dir: str, grid: str = "reward_scale", default_variant: str = "jaxppo_default",
+                       default_class: str = "PPOConfig()") -> list[str]:
+    results = load(lab_dir, grid)
     if results is None or not results["cells"]:
-        return ["Not run yet: `jaxppo lab reward_scale --out docs/lab/reward_scale`."]
+        return [f"Not run yet: `jaxppo lab {grid} --out docs/lab/{grid}`."]
     scales = sorted({c["reward_scale"] for c in results["cells"]})
     lines = [f"Share of healthy seeds, and final return IQM in the env's units, {results['grid']['num_seeds']} seeds x "
-             f"{budget(results)} env steps ([full table](docs/lab/reward_scale/results.md)):", "",
+             f"{budget(results)} env steps ([full table](docs/lab/{grid}/results.md)):", "",
              "| variant | env | " + " | ".join(f"reward x{s:g}" for s in scales) + " |",
              "|---|---|" + "---|" * len(scales)]
     rows: dict[tuple, dict] = {}
@@ -112,12 +113,13 @@ def reward_scale_table(lab_dir: str) -> list[str]:
             cells.append("n/a" if record is None else
                          f"{100 * record['healthy_share']:.0f}% healthy, {fmt(record['final_return'].get('iqm'))}")
         lines.append(f"| {variant} | {env} | " + " | ".join(cells) + " |")
-    default = next((c for c in results["cells"] if c["variant"] == "jaxppo_default"), None)
+    default = next((c for c in results["cells"] if c["variant"] == default_variant), None)
     if default is not None:
         config = default["config"]
         settings = ", ".join(f"`{k}: {config[k]}`" for k in SCALE_SETTINGS if k in config)
         commit = (default.get("git_commit") or "unknown")[:7]
-        lines += ["", f"`jaxppo_default` is `PPOConfig()` as it stood when the grid ran (commit {commit}): {settings}."]
+        lines += ["", f"`{default_variant}` is `{default_class}` as it stood when the grid ran (commit {commit}): "
+                      f"{settings}."]
     return lines
 
 
@@ -151,6 +153,8 @@ def tables(lab_dir: str) -> str:
     lines += report_table(lab_dir)
     lines += ["", "**Reward scale: the default config against the peers' usual settings**", ""]
     lines += reward_scale_table(lab_dir)
+    lines += ["", "**Reward scale, DQN: the default against CleanRL's value side**", ""]
+    lines += reward_scale_table(lab_dir, "reward_scale_dqn", "dqn_default", "DQNConfig()")
     lines += ["", "**Throughput cost of each control**", ""]
     lines += control_cost_table(lab_dir)
     return "\n".join(lines) + "\n"

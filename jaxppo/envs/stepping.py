@@ -17,12 +17,11 @@ their own ``step`` with the pre-split keys, so any gymnax-compatible env keeps w
 
 from __future__ import annotations
 
+import math
 from typing import Any, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
-
-from jaxppo.envs.wrappers import ScaledReward
 
 __all__ = ["StepNoise", "presamples_resets", "draw_step_noise", "step_envs"]
 
@@ -35,33 +34,21 @@ class StepNoise(NamedTuple):
     reset_state: Optional[Any]  # the matching env state (None when the env is stepped through its own step)
 
 
-def _unwrap(env: Any) -> tuple[Any, Any]:
-    """``(inner env, reward multiplier or None)``: ``ScaledReward``'s multiplier is applied by ``step_envs``."""
-    scale = None
-    while isinstance(env, ScaledReward):
-        scale = env.scale if scale is None else scale * env.scale
-        env = env._env
-    return env, scale
-
-
 def presamples_resets(env: Any) -> bool:
     """True for gymnax ``Environment``-style envs, whose auto-reset can be replayed from drawn resets."""
-    inner, _ = _unwrap(env)
+    inner = getattr(env, "unwrapped", env)  # a wrapper has step_env whether or not the env inside does
     return all(callable(getattr(inner, name, None)) for name in ("step_env", "reset_env", "is_truncated"))
 
 
 def draw_step_noise(env: Any, params: Any, key: jax.Array, shape: tuple[int, ...]) -> StepNoise:
     """Step keys and (for gymnax envs) reset states for ``shape`` env steps, in batched calls."""
     step_key, reset_key = jax.random.split(key)
-    size = 1
-    for dim in shape:
-        size *= dim
+    size = math.prod(shape)
     step_keys = jax.random.split(step_key, size)
     step_keys = step_keys.reshape(shape + step_keys.shape[1:])
     if not presamples_resets(env):
         return StepNoise(step_keys, None, None)
-    inner, _ = _unwrap(env)
-    reset_obs, reset_state = jax.vmap(inner.reset_env, in_axes=(0, None))(jax.random.split(reset_key, size), params)
+    reset_obs, reset_state = jax.vmap(env.reset_env, in_axes=(0, None))(jax.random.split(reset_key, size), params)
     unflatten = lambda x: x.reshape(shape + x.shape[1:])  # noqa: E731
     return StepNoise(step_keys, jax.tree.map(unflatten, reset_obs), jax.tree.map(unflatten, reset_state))
 
@@ -69,15 +56,12 @@ def draw_step_noise(env: Any, params: Any, key: jax.Array, shape: tuple[int, ...
 def _step_one(env: Any, params: Any, state: Any, action: Any, noise: StepNoise
               ) -> tuple[Any, Any, jax.Array, jax.Array, jax.Array, dict]:
     """gymnax 1.0's ``Environment.step`` for one env, with the reset taken from ``noise``."""
-    inner, scale = _unwrap(env)
-    obs_step, state_step, reward, terminated, info = inner.step_env(noise.step_key, state, action, params)
-    truncated = inner.is_truncated(state_step, params)
+    obs_step, state_step, reward, terminated, info = env.step_env(noise.step_key, state, action, params)
+    truncated = env.is_truncated(state_step, params)
     done = jnp.logical_or(terminated, truncated)
     state_next = jax.tree.map(lambda reset, kept: jax.lax.select(done, reset, kept), noise.reset_state, state_step)
     obs_next = jax.tree.map(lambda reset, kept: jax.lax.select(done, reset, kept), noise.reset_obs, obs_step)
     info = {**info, "terminated": terminated, "truncated": truncated, "final_observation": obs_step}
-    if scale is not None:
-        reward = reward * scale
     return obs_next, state_next, reward, terminated, truncated, info
 
 

@@ -37,6 +37,16 @@ class ScaledReward:
         obs, state, reward, terminated, truncated, info = self._env.step(key, state, action, params)
         return obs, state, reward * self.scale, terminated, truncated, info
 
+    def step_env(self, key: jax.Array, state: Any, action: Any, params: Any) -> tuple[Any, Any, jax.Array,
+                                                                                    jax.Array, dict]:
+        """gymnax's step without the auto-reset (``jaxppo.envs.stepping`` replays that), reward scaled too.
+
+        Defined here rather than left to ``__getattr__``, which would hand out the wrapped env's
+        ``step_env`` and with it unscaled rewards. Raises AttributeError if the wrapped env has none.
+        """
+        obs, state, reward, terminated, info = self._env.step_env(key, state, action, params)
+        return obs, state, reward * self.scale, terminated, info
+
     def action_space(self, params: Any = None) -> Any:
         return self._env.action_space(params)
 

@@ -25,7 +25,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-__all__ = ["activation_fn", "householder_qr", "orthogonal", "MLP", "ACTIVATIONS"]
+__all__ = ["activation_fn", "householder_qr", "orthogonal", "MLP", "ACTIVATIONS", "replace_output_layer"]
 
 ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "tanh": jnp.tanh,
@@ -116,3 +116,11 @@ class MLP(nn.Module):
             x = act(x)
         return nn.Dense(self.output_size, kernel_init=orthogonal(self.output_scale),
                         bias_init=nn.initializers.zeros)(x)
+
+
+def replace_output_layer(params: Any, rewrite: Callable[[dict], dict]) -> Any:
+    """``params`` of a module holding one ``MLP`` with its output layer (the last ``Dense``) replaced by
+    ``rewrite(layer)``; everything else is shared, untouched. PopArt-style head rescaling uses it."""
+    layers = params["params"]["MLP_0"]
+    head = max(layers, key=lambda name: int(name.rsplit("_", 1)[1]))
+    return {**params, "params": {**params["params"], "MLP_0": {**layers, head: rewrite(layers[head])}}}

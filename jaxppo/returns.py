@@ -18,7 +18,7 @@ import chex
 import jax
 import jax.numpy as jnp
 
-__all__ = ["gae_advantages", "monte_carlo_returns", "td_targets", "symlog", "symexp"]
+__all__ = ["gae_advantages", "monte_carlo_returns", "td_targets", "running_discounted_return", "symlog", "symexp"]
 
 
 def gae_advantages(
@@ -116,6 +116,19 @@ def td_targets(
     if target_clip is not None:
         target = jnp.clip(target, -target_clip, target_clip)
     return target
+
+
+def running_discounted_return(previous: jax.Array, r_t: jax.Array, done_t: jax.Array, gamma: float | jax.Array
+                              ) -> tuple[jax.Array, jax.Array]:
+    """One step of ``G_t = r_t + gamma * G_{t-1}``, the statistic reward scaling reads.
+
+    Returns ``(G_t, carry)``: ``G_t`` to record, and the sum to continue from, restarted at 0 where the
+    episode ended or where ``G_t`` is non-finite (carried on, a NaN reward would make every later sample
+    of the episode non-finite and left out of the statistics).
+    """
+    current = previous * gamma + r_t
+    restart = jnp.logical_or(done_t, ~jnp.isfinite(current))
+    return current, jnp.where(restart, 0.0, current)
 
 
 def symlog(x: jax.Array) -> jax.Array:

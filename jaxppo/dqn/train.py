@@ -49,7 +49,8 @@ from jaxppo.config import DQNConfig
 from jaxppo.dqn import buffer as replay
 from jaxppo.dqn import losses
 from jaxppo.dqn.networks import QNetwork
-from jaxppo.returns import symexp
+from jaxppo.networks import replace_output_layer
+from jaxppo.returns import running_discounted_return, symexp
 from jaxppo.envs.evaluation import greedy_episodes
 from jaxppo.envs.stepping import StepNoise, draw_step_noise, step_envs
 from jaxppo.envs import (
@@ -279,14 +280,12 @@ def rollout_step(ctx: DQNContext, state: DQNState, noise: RolloutNoise) -> tuple
     reward = reward.astype(jnp.float32)
     done = jnp.logical_or(terminated, truncated)
     tracker, finished_return, finished_length = track_episodes(state.tracker, reward, done)
-    discounted = state.discounted_return * cfg.gamma + reward
+    discounted, carried_discounted = running_discounted_return(state.discounted_return, reward, done, cfg.gamma)
     transition = replay.Transition(obs=state.obs, action=action, reward=reward,
                                    terminated=terminated.astype(bool), next_obs=info["final_observation"])
     new_state = state.replace(
         env_state=env_state, obs=next_obs, tracker=tracker, env_steps=state.env_steps + cfg.num_envs,
-        # Restarted at episode ends, and after a non-finite reward (which would poison every later sample).
-        discounted_return=jnp.where(jnp.logical_or(done, ~jnp.isfinite(discounted)), 0.0, discounted),
-    )
+        discounted_return=carried_discounted)
     return new_state, StepRecord(transition, done, finished_return, finished_length, discounted, epsilon,
                                  step_counters(info))
 
@@ -365,11 +364,8 @@ def learn(ctx: DQNContext, state: DQNState, key: jax.Array, learning: jax.Array
     learner = LearnerState(state.params, state.opt_state)
     # Every step's batch is drawn and gathered here, in one call, so the steps' loop and the cond
     # below carry batches, not the replay buffer.
-    slots = replay.sample_indices(state.buffer, key, cfg.gradient_steps * cfg.batch_size)
-    batches = jax.tree.map(
-        lambda store: store.at[slots].get(mode="promise_in_bounds").reshape(
-            (cfg.gradient_steps, cfg.batch_size) + store.shape[1:]),
-        state.buffer.storage)
+    batches = jax.tree.map(lambda x: x.reshape((cfg.gradient_steps, cfg.batch_size) + x.shape[1:]),
+                           replay.sample(state.buffer, key, cfg.gradient_steps * cfg.batch_size))
 
     def run(current: LearnerState) -> tuple[LearnerState, GradientMetrics]:
         step = functools.partial(gradient_step, ctx, state.target_params,
@@ -400,10 +396,7 @@ def reward_scale_of(config: DQNConfig, stats: rs.RunningStats) -> jax.Array:
 def rescale_q_head(params: Any, ratio: jax.Array) -> Any:
     """The Q-network's output layer times ``ratio`` (scale-only PopArt): with ``ratio = old scale / new
     scale`` the network's ``Q / scale`` still means the same Q in return units after the scale moves."""
-    layers = params["params"]["MLP_0"]
-    head = max(layers, key=lambda name: int(name.rsplit("_", 1)[1]))
-    new_head = {name: value * ratio for name, value in layers[head].items()}
-    return {**params, "params": {**params["params"], "MLP_0": {**layers, head: new_head}}}
+    return replace_output_layer(params, lambda layer: {name: value * ratio for name, value in layer.items()})
 
 
 def update_target(config: DQNConfig, online: Any, target: Any, learning: jax.Array,

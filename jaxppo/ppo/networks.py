@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxppo import running_stats as rs
-from jaxppo.networks import MLP, activation_fn
+from jaxppo.networks import MLP, activation_fn, replace_output_layer
 
 __all__ = [
     "MLP",
@@ -82,11 +82,11 @@ def rescale_critic_head(critic_params: Any, old: rs.RunningStats, new: rs.Runnin
     The head is the MLP's last ``Dense`` (the one with a single output unit); the hidden layers, and so
     everything the critic has learned about the observations, are untouched.
     """
-    layers = critic_params["params"]["MLP_0"]
-    head = max(layers, key=lambda name: int(name.rsplit("_", 1)[1]))
-    kernel, bias = rs.preserve_linear_outputs(layers[head]["kernel"], layers[head]["bias"], old, new, scale)
-    new_layers = {**layers, head: {**layers[head], "kernel": kernel, "bias": bias}}
-    return {**critic_params, "params": {**critic_params["params"], "MLP_0": new_layers}}
+    def rewrite(layer: dict) -> dict:
+        kernel, bias = rs.preserve_linear_outputs(layer["kernel"], layer["bias"], old, new, scale)
+        return {**layer, "kernel": kernel, "bias": bias}
+
+    return replace_output_layer(critic_params, rewrite)
 
 
 _LOG_2PI = float(np.log(2.0 * np.pi))

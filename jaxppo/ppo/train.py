@@ -67,7 +67,7 @@ from jaxppo.ppo.networks import (
     sample_action_with_noise,
 )
 from jaxppo.envs.stepping import StepNoise, draw_step_noise, step_envs
-from jaxppo.returns import gae_advantages, monte_carlo_returns, symexp, symlog
+from jaxppo.returns import gae_advantages, monte_carlo_returns, running_discounted_return, symexp, symlog
 from jaxppo.transforms import gradient_stats, make_optimizer, nonfinite_update_count
 
 __all__ = [
@@ -280,7 +280,7 @@ def rollout_step(ctx: PPOContext, state: PPOState, noise: RolloutNoise) -> tuple
     reward = reward.astype(jnp.float32)
     done = jnp.logical_or(terminated, truncated)
     tracker, finished_return, finished_length = track_episodes(state.tracker, reward, done)
-    discounted = state.discounted_return * cfg.gamma + reward
+    discounted, carried_discounted = running_discounted_return(state.discounted_return, reward, done, cfg.gamma)
     transition = Transition(
         obs=obs,
         action=action,
@@ -298,9 +298,7 @@ def rollout_step(ctx: PPOContext, state: PPOState, noise: RolloutNoise) -> tuple
         env_state=env_state,
         obs=next_obs,
         tracker=tracker,
-        # A non-finite reward restarts the scale estimate's discounted sum (as an episode end does):
-        # carried on, it would make every later sample of this episode non-finite and left out.
-        discounted_return=jnp.where(jnp.logical_or(done, ~jnp.isfinite(discounted)), 0.0, discounted),
+        discounted_return=carried_discounted,
         obs_stats=obs_stats,
     )
     return new_state, transition

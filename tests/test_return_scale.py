@@ -85,19 +85,18 @@ def _estimate_after_updates(normalization: str, updates: int = 3):
 
 
 @pytest.mark.parametrize("normalization", ["running", "popart"])
-def test_value_clip_centre_is_in_the_targets_units(normalization):
+def test_value_clip_centre_is_where_the_critic_starts_the_update(normalization):
     config, (old_stats, estimate, stale, fresh) = _estimate_after_updates(normalization)
     assert abs(float(estimate.return_stats.mean) - float(old_stats.mean)) > 1.0  # statistics moved
-    # The centre, read with the *new* statistics (the targets' units), is the rollout-time value.
+    # The epochs start from `fresh` (PopArt-rescaled, else the rollout critic): no minibatch starts
+    # outside its own clip window.
+    np.testing.assert_allclose(np.asarray(estimate.clip_centres), np.asarray(fresh), rtol=1e-4, atol=1e-4)
     centre_in_returns = ppo_train.critic_to_return(config, estimate.return_stats, estimate.clip_centres)
-    np.testing.assert_allclose(np.asarray(centre_in_returns), np.asarray(estimate.values), rtol=1e-4, atol=1e-2)
-    # The old rule (raw critic output as the centre) reads as a different return in those units.
-    stale_in_returns = ppo_train.critic_to_return(config, estimate.return_stats, stale)
-    assert np.max(np.abs(np.asarray(stale_in_returns - estimate.values))) > 1.0
-    if normalization == "popart":  # the rescaled critic starts the epochs exactly at the centre
-        np.testing.assert_allclose(np.asarray(fresh), np.asarray(estimate.clip_centres), rtol=1e-4, atol=1e-4)
-    else:
+    if normalization == "popart":  # rescaled network: the centre still reads as the rollout-time value
+        np.testing.assert_allclose(np.asarray(centre_in_returns), np.asarray(estimate.values), rtol=1e-4, atol=1e-2)
+    else:  # not rescaled: the raw output, which the new statistics read as another return
         np.testing.assert_array_equal(np.asarray(fresh), np.asarray(stale))
+        assert np.max(np.abs(np.asarray(centre_in_returns - estimate.values))) > 1.0
 
 
 def test_symexp_inverts_symlog():

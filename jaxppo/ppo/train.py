@@ -18,11 +18,15 @@ computed, and only the *targets* are re-normalised with the updated statistics. 
 normalises the targets but feeds normalised predictions into GAE, mixing units: its advantages are
 ``r + gamma * v_norm' - v_norm``, dominated by the raw reward scale.
 
-Value clipping compares like with like: its centre (the rollout-time prediction) is re-expressed in the
-updated statistics' units, the units of the targets and of the loss (``running_stats.renormalize``).
-With ``return_normalization="popart"`` the critic's output layer is rescaled by the same map when the
-statistics move (``ppo.networks.rescale_critic_head``), so its prediction at the start of the epochs
-equals that centre exactly and no update is spent re-learning the statistics' shift.
+Value clipping is a trust region around the critic as it starts the update: its centre is the
+critic's output at rollout time, as the network stands after any statistics update. With
+``return_normalization="popart"`` the critic's output layer is rescaled when the statistics move
+(``ppo.networks.rescale_critic_head``), so that centre is also the rollout-time prediction read in the
+new statistics' units: network, centre and targets agree. With ``running`` or ``batch`` the network is
+not rescaled, and the centre stays its raw output. Re-expressing it in the new units instead (tried)
+puts the critic outside its own clip window at the start of every update while the statistics move,
+and the clipped loss then zeroes its gradient: report 000's applied fixes went from healthy on 64/64
+seeds to ``value_clip_saturated`` on 64/64 (``docs/stability.md``, lab grid ``seed000``).
 """
 
 from __future__ import annotations
@@ -317,7 +321,7 @@ class ReturnEstimate(NamedTuple):
     advantages: jax.Array  # [T, N], in (possibly reward-scaled) return units
     returns: jax.Array  # [T, N], same units
     values: jax.Array  # [T, N], critic predictions mapped to those units
-    clip_centres: jax.Array  # [T, N], rollout-time critic outputs in the new statistics' units
+    clip_centres: jax.Array  # [T, N], rollout-time outputs of the critic the epochs start from
     targets: jax.Array  # [T, N], value targets in critic units (new statistics)
     critic_params: Any  # the critic to train from: PopArt-rescaled to the new statistics, else unchanged
     reward_stats: rs.RunningStats
@@ -374,10 +378,10 @@ def estimate_returns(ctx: PPOContext, state: PPOState, trajectory: Transition) -
         return_stats = jax.tree.map(lambda new, old: jnp.where(finite, new, old), merged, return_stats)
         return_stats = return_stats.replace(nonfinite_count=merged.nonfinite_count)
     targets = return_to_critic(cfg, return_stats, returns)
-    clip_centres = critic_values
-    if cfg.return_normalization != "off":
-        clip_centres = rs.renormalize(state.return_stats, return_stats, critic_values, cfg.return_scale)
+    clip_centres = critic_values  # where the critic starts the epochs (see the module docstring)
     if cfg.return_normalization == "popart":
+        # The rescaled head's output at the rollout observations, without a second forward pass.
+        clip_centres = rs.renormalize(state.return_stats, return_stats, critic_values, cfg.return_scale)
         critic_params = rescale_critic_head(critic_params, state.return_stats, return_stats, cfg.return_scale)
     return ReturnEstimate(advantages, returns, values, clip_centres, targets, critic_params, reward_stats,
                           return_stats, reward_scale)

@@ -113,6 +113,19 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def _cpu_vector_extensions() -> list[str]:
+    """The SIMD extensions that set a CPU's float32 rate (two machines both named "AMD EPYC" differed 6x)."""
+    try:
+        with open("/proc/cpuinfo", "r", encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return sorted(f for f in flags if f in {"avx", "avx2", "fma", "avx512f", "avx512_bf16", "amx_tile"})
+    except OSError:
+        pass
+    return []
+
+
 def _git_commit() -> Optional[str]:
     try:
         root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -144,6 +157,7 @@ def machine_info() -> dict[str, Any]:
         "platform": platform.platform(),
         "python": sys.version.split()[0],
         "cpu_model": _cpu_model(),
+        "cpu_vector_extensions": _cpu_vector_extensions(),
         "cpu_count_logical": os.cpu_count(),
         "cpu_count_usable": affinity,
         "memory_gib": memory_gib,

@@ -6,6 +6,8 @@ the committed JSON's.
 
     python benchmarks/throughput_table.py                    # rewrite README.md
     python benchmarks/throughput_table.py --check            # exit 1 if README.md is out of date
+    python benchmarks/throughput_table.py --json benchmarks/results/throughput_cpu_avx2.json \
+        --readme benchmarks/README.md --marker throughput-avx2    # another file, another pair of markers
 """
 
 from __future__ import annotations
@@ -18,7 +20,10 @@ from typing import Any
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 README = os.path.join(os.path.dirname(HERE), "README.md")
-START, END = "<!-- throughput:start -->", "<!-- throughput:end -->"
+
+
+def markers(name: str) -> tuple[str, str]:
+    return f"<!-- {name}:start -->", f"<!-- {name}:end -->"
 
 
 def _k(value: float) -> str:
@@ -69,19 +74,21 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", default=os.path.join(HERE, "results", "throughput_cpu.json"))
     parser.add_argument("--readme", default=README)
+    parser.add_argument("--marker", default="throughput", help="the markers' name (default: throughput)")
     parser.add_argument("--check", action="store_true")
     args = parser.parse_args(argv)
+    start, end = markers(args.marker)
     with open(args.json, encoding="utf-8") as handle:
         report = json.load(handle)
     with open(args.readme, encoding="utf-8") as handle:
         text = handle.read()
-    if START not in text or END not in text:
-        print(f"throughput_table: {args.readme} has no {START} ... {END} markers", file=sys.stderr)
+    if start not in text or end not in text:
+        print(f"throughput_table: {args.readme} has no {start} ... {end} markers", file=sys.stderr)
         return 2
-    head, rest = text.split(START, 1)
-    _, tail = rest.split(END, 1)
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
     source = os.path.relpath(args.json, os.path.dirname(os.path.abspath(args.readme)))
-    new = f"{head}{START}\n{table(report, source)}\n{END}{tail}"
+    new = f"{head}{start}\n{table(report, source)}\n{end}{tail}"
     if args.check:
         return 0 if new == text else 1
     tmp = args.readme + ".tmp"

@@ -94,7 +94,7 @@ def report_table(lab_dir: str) -> list[str]:
 
 
 def reward_scale_table(lab_dir: str, grid: str = "reward_scale", default_variant: str = "jaxppo_default",
-                       default_class: str = "PPOConfig()") -> list[str]:
+                       default_class: str = "`PPOConfig()`") -> list[str]:
     results = load(lab_dir, grid)
     if results is None or not results["cells"]:
         return [f"Not run yet: `jaxppo lab {grid} --out docs/lab/{grid}`."]
@@ -118,7 +118,7 @@ def reward_scale_table(lab_dir: str, grid: str = "reward_scale", default_variant
         config = default["config"]
         settings = ", ".join(f"`{k}: {config[k]}`" for k in SCALE_SETTINGS if k in config)
         commit = (default.get("git_commit") or "unknown")[:7]
-        lines += ["", f"`{default_variant}` is `{default_class}` as it stood when the grid ran (commit {commit}): "
+        lines += ["", f"`{default_variant}` is {default_class} as it stood when the grid ran (commit {commit}): "
                       f"{settings}."]
     return lines
 
@@ -153,8 +153,15 @@ def tables(lab_dir: str) -> str:
     lines += report_table(lab_dir)
     lines += ["", "**Reward scale: the default config against the peers' usual settings**", ""]
     lines += reward_scale_table(lab_dir)
+    for grid, env in (("reward_scale_acrobot", "Acrobot"), ("reward_scale_pendulum", "Pendulum")):
+        lines += ["", f"**Reward scale on {env} with its own hyperparameters: PPOConfig()'s value side against "
+                      "PureJaxRL's**", ""]
+        lines += reward_scale_table(lab_dir, grid, "jaxppo_default", f"`ppo_{env.lower()}.yaml` on `PPOConfig()`")
+    lines += ["", "**Reward scale on the stress env (IntrusionDetection-v0): PPOConfig() against PureJaxRL's value side**",
+              ""]
+    lines += reward_scale_table(lab_dir, "reward_scale_intrusion")
     lines += ["", "**Reward scale, DQN: the default against CleanRL's value side**", ""]
-    lines += reward_scale_table(lab_dir, "reward_scale_dqn", "dqn_default", "DQNConfig()")
+    lines += reward_scale_table(lab_dir, "reward_scale_dqn", "dqn_default", "`DQNConfig()`")
     lines += ["", "**Throughput cost of each control**", ""]
     lines += control_cost_table(lab_dir)
     return "\n".join(lines) + "\n"

@@ -102,28 +102,28 @@ def memory_stats(program: CompiledProgram) -> Optional[dict[str, int]]:
     return out
 
 
-def _cpu_model() -> str:
+def _cpuinfo_field(name: str) -> Optional[str]:
+    """The first ``name : value`` line of ``/proc/cpuinfo`` (None where there is no such file or line)."""
     try:
         with open("/proc/cpuinfo", "r", encoding="utf-8") as handle:
             for line in handle:
-                if line.startswith("model name"):
+                if line.startswith(name):
                     return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return platform.processor() or platform.machine()
+    return None
+
+
+def _cpu_model() -> str:
+    return _cpuinfo_field("model name") or platform.processor() or platform.machine()
+
+
+_VECTOR_EXTENSIONS = {"avx", "avx2", "fma", "avx512f", "avx512_bf16", "amx_tile"}
 
 
 def _cpu_vector_extensions() -> list[str]:
     """The SIMD extensions that set a CPU's float32 rate (two machines both named "AMD EPYC" differed 6x)."""
-    try:
-        with open("/proc/cpuinfo", "r", encoding="utf-8") as handle:
-            for line in handle:
-                if line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    return sorted(f for f in flags if f in {"avx", "avx2", "fma", "avx512f", "avx512_bf16", "amx_tile"})
-    except OSError:
-        pass
-    return []
+    return sorted(set((_cpuinfo_field("flags") or "").split()) & _VECTOR_EXTENSIONS)
 
 
 def _git_commit() -> Optional[str]:

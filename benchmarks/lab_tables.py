@@ -21,6 +21,18 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BEGIN, END = "<!-- lab-tables:begin -->", "<!-- lab-tables:end -->"
 SCALE_SETTINGS = ("value_clipping", "return_normalization", "reward_normalization", "observation_normalization",
                   "advantage_normalization", "max_grad_norm", "loss", "td_target_clip")
+# (grid, heading, the default's variant name, what that variant is) for each reward-scale table.
+REWARD_SCALE_TABLES = [
+    ("reward_scale", "Reward scale: the default config against the peers' usual settings", "jaxppo_default",
+     "`PPOConfig()`"),
+    ("reward_scale_acrobot", "Reward scale on Acrobot with its own hyperparameters: PPOConfig()'s value side "
+     "against PureJaxRL's", "jaxppo_default", "`ppo_acrobot.yaml` on `PPOConfig()`"),
+    ("reward_scale_pendulum", "Reward scale on Pendulum with its own hyperparameters: PPOConfig()'s value side "
+     "against PureJaxRL's", "jaxppo_default", "`ppo_pendulum.yaml` on `PPOConfig()`"),
+    ("reward_scale_intrusion", "Reward scale on the stress env (IntrusionDetection-v0): PPOConfig() against "
+     "PureJaxRL's value side", "jaxppo_default", "`PPOConfig()`"),
+    ("reward_scale_dqn", "Reward scale, DQN: the default against CleanRL's value side", "dqn_default", "`DQNConfig()`"),
+]
 REPORTS = [("seed000", "000"), ("seed001", "001"), ("seed002", "002"), ("seed003", "003"), ("seed004", "004")]
 
 
@@ -151,17 +163,9 @@ def tables(lab_dir: str) -> str:
              "[docs/lab.md](docs/lab.md) says how to read them. A seed fails when `jaxppo.diagnose` finds any "
              "pathology in it.", "", "**Seed reports: failure rate with the failure config and with its fix**", ""]
     lines += report_table(lab_dir)
-    lines += ["", "**Reward scale: the default config against the peers' usual settings**", ""]
-    lines += reward_scale_table(lab_dir)
-    for grid, env in (("reward_scale_acrobot", "Acrobot"), ("reward_scale_pendulum", "Pendulum")):
-        lines += ["", f"**Reward scale on {env} with its own hyperparameters: PPOConfig()'s value side against "
-                      "PureJaxRL's**", ""]
-        lines += reward_scale_table(lab_dir, grid, "jaxppo_default", f"`ppo_{env.lower()}.yaml` on `PPOConfig()`")
-    lines += ["", "**Reward scale on the stress env (IntrusionDetection-v0): PPOConfig() against PureJaxRL's value side**",
-              ""]
-    lines += reward_scale_table(lab_dir, "reward_scale_intrusion")
-    lines += ["", "**Reward scale, DQN: the default against CleanRL's value side**", ""]
-    lines += reward_scale_table(lab_dir, "reward_scale_dqn", "dqn_default", "`DQNConfig()`")
+    for grid, heading, default_variant, default_class in REWARD_SCALE_TABLES:
+        lines += ["", f"**{heading}**", ""]
+        lines += reward_scale_table(lab_dir, grid, default_variant, default_class)
     lines += ["", "**Throughput cost of each control**", ""]
     lines += control_cost_table(lab_dir)
     return "\n".join(lines) + "\n"

@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 from jax.sharding import NamedSharding, PartitionSpec
 
+from jaxppo import compilation
 from jaxppo.algorithm import Algorithm
 from jaxppo.config import DQNConfig, PPOConfig, _nearest_key
 from jaxppo.parallel import SEED_AXIS, SeedLayout
@@ -64,14 +65,20 @@ def train(config: Any, num_seeds: int = 1, seed: int = 0, env: Any = None,
     if env is None and env_params is None:
         program = _compiled_train(config, layout.mesh)
     else:
-        program = jax.jit(jax.vmap(make_train(config, env, env_params)), out_shardings=layout.sharding)
+        program = compilation.jit(jax.vmap(make_train(config, env, env_params)), platform=layout.platform,
+                                  out_shardings=layout.sharding)
     return unpad_lanes(layout, program(keys))
 
 
 @functools.lru_cache(maxsize=16)
 def _compiled_train(config: Any, mesh: Any) -> Callable[[jax.Array], tuple[Any, dict]]:
     """One jitted, seed-vmapped program per (hashable, frozen) config and mesh, so repeated calls do not retrace."""
-    return jax.jit(jax.vmap(make_train(config)), out_shardings=NamedSharding(mesh, PartitionSpec(SEED_AXIS)))
+    return compilation.jit(jax.vmap(make_train(config)), platform=_mesh_platform(mesh),
+                           out_shardings=NamedSharding(mesh, PartitionSpec(SEED_AXIS)))
+
+
+def _mesh_platform(mesh: Any) -> str:
+    return str(mesh.devices.flat[0].platform)
 
 
 def unpad_lanes(layout: SeedLayout, tree: Any) -> Any:
@@ -206,7 +213,8 @@ def sweep(config: Any, grid: Mapping[str, Sequence[float]], num_seeds: int = 1, 
     if env is None and env_params is None:
         program = _compiled_sweep(layout.mesh)
     else:
-        program = jax.jit(jax.vmap(lambda c, k: make_train(c, env, env_params)(k)), out_shardings=layout.sharding)
+        program = compilation.jit(jax.vmap(lambda c, k: make_train(c, env, env_params)(k)),
+                                  platform=layout.platform, out_shardings=layout.sharding)
     state, metrics = unpad_lanes(layout, program(layout.place(lane_configs), layout.place(keys)))
     leading = tuple(len(values[name]) for name in names) + (num_seeds,)
     unflatten = lambda x: x.reshape(leading + x.shape[1:])  # noqa: E731
@@ -216,5 +224,5 @@ def sweep(config: Any, grid: Mapping[str, Sequence[float]], num_seeds: int = 1, 
 @functools.lru_cache(maxsize=8)
 def _compiled_sweep(mesh: Any) -> Callable[[Any, jax.Array], tuple[Any, dict]]:
     """One jitted lane-vmapped program per mesh; jit's own cache keys it by the config's static fields."""
-    return jax.jit(jax.vmap(lambda c, k: make_train(c)(k)),
-                   out_shardings=NamedSharding(mesh, PartitionSpec(SEED_AXIS)))
+    return compilation.jit(jax.vmap(lambda c, k: make_train(c)(k)), platform=_mesh_platform(mesh),
+                           out_shardings=NamedSharding(mesh, PartitionSpec(SEED_AXIS)))

@@ -24,6 +24,8 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 
 import numpy as np
 
+from jaxppo.diagnosis import causes as causes_lib
+
 __all__ = [
     "PATHOLOGIES",
     "ENV_FACTS",
@@ -234,6 +236,39 @@ class Thresholds:
     #: (or, for unknown envs, over the seed's own first returns, relative to their magnitude).
     no_learning_gain: float = 0.1
 
+    # start-up transients -----------------------------------------------------------------------------
+    #: A condition that holds only inside this first fraction of the run (and is over by its end) is a
+    #: start-up transient, not a finding: every critic starts far from its targets, and a fresh
+    #: optimiser's first steps are its largest.
+    startup_fraction: float = 0.1
+
+    # trust_region_breakdown --------------------------------------------------------------------------
+    #: Approximate KL per update above this, sustained, without target_kl: a learning PPO policy moves
+    #: 1e-4 to 1e-2 per update (see frozen_kl), so 0.1 is ten times the top of that band.
+    trust_region_kl: float = 0.1
+    #: With target_kl set: KL above this many times target_kl, sustained, means early stopping is not
+    #: holding the policy inside the region it asked for.
+    trust_region_target_factor: float = 10.0
+
+    # exploration_collapse (Gaussian policies) -----------------------------------------------------------
+    #: The Gaussian's entropy fell by this many nats per action dimension below its first value: every
+    #: standard deviation is exp(3) = 20 times smaller than at the start, while the return is not good.
+    gaussian_entropy_drop: float = 3.0
+
+    # exploration_never_decays (DQN) ---------------------------------------------------------------------
+    #: Epsilon still at or above this at the run's end: a fifth of all actions are random to the last
+    #: step, where the usual schedules end at 0.01 to 0.1.
+    epsilon_high: float = 0.2
+
+    # stalled ----------------------------------------------------------------------------------------
+    #: A seed that learned (beat no_learning_gain) but ends below this fraction of the way from the
+    #: random-policy return to the solved return...
+    stall_fraction: float = 0.5
+    #: ...and whose smoothed return rose by less than this fraction of (solved - random) over the last
+    #: stall_window of the run: it stopped improving, it is not merely slow.
+    stall_rise: float = 0.05
+    stall_window: float = 0.3
+
 
 # Results --------------------------------------------------------------------------------------------
 
@@ -250,10 +285,15 @@ class Finding:
     evidence: dict
     cause: str
     suggestion: tuple[str, ...] = ()
+    #: "failure" (the seed's return suffered) or "warning" (the signature, on a seed that still solved).
+    severity: str = "failure"
+    #: Ranked candidate causes (``jaxppo.diagnosis.causes``); ``cause`` and ``suggestion`` are the first.
+    hypotheses: tuple[causes_lib.Hypothesis, ...] = ()
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "start_update": int(self.start_update), "evidence": _json_safe(self.evidence),
-                "cause": self.cause, "suggestion": list(self.suggestion)}
+        return {"name": self.name, "start_update": int(self.start_update), "severity": self.severity,
+                "evidence": _json_safe(self.evidence), "cause": self.cause, "suggestion": list(self.suggestion),
+                "hypotheses": [h.to_dict() for h in self.hypotheses]}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -279,15 +319,25 @@ class SeedDiagnosis:
     solved: Optional[bool]  # None when the env has no known threshold or the seed finished no episode
 
     @property
+    def failures(self) -> tuple[Finding, ...]:
+        """The findings that hurt the return: only these make a seed unhealthy."""
+        return tuple(f for f in self.findings if f.severity == "failure")
+
+    @property
+    def warnings(self) -> tuple[Finding, ...]:
+        """Pathology signatures on a seed that still solved its env."""
+        return tuple(f for f in self.findings if f.severity != "failure")
+
+    @property
     def healthy(self) -> bool:
-        return not self.findings
+        return not self.failures
 
     @property
     def primary(self) -> Optional[Finding]:
-        """The finding most likely to be the cause (see ``PATHOLOGIES`` order), or None."""
-        if not self.findings:
+        """The failure whose best-ranked cause scores highest (ties: ``PATHOLOGIES`` order), or None."""
+        if not self.failures:
             return None
-        return min(self.findings, key=lambda f: PATHOLOGIES.index(f.name))
+        return min(self.failures, key=lambda f: (-_top_score(f), PATHOLOGIES.index(f.name)))
 
     @property
     def suggestion(self) -> tuple[str, ...]:
@@ -302,6 +352,10 @@ class SeedDiagnosis:
                 "findings": [f.to_dict() for f in self.findings], "phases": [p.to_dict() for p in self.phases]}
 
 
+def _top_score(finding: Finding) -> float:
+    return finding.hypotheses[0].score if finding.hypotheses else 0.0
+
+
 @dataclasses.dataclass(frozen=True)
 class Diagnosis:
     num_seeds: int
@@ -311,27 +365,38 @@ class Diagnosis:
     env: str = ""
     algorithm: str = ""
     solved_return: Optional[float] = None
+    #: ``jaxppo.diagnosis.verify.Verification`` when ``diagnose(..., verify=True)`` re-trained the candidates.
+    verification: Optional[Any] = None
 
     @property
     def num_healthy(self) -> int:
         return int(np.sum(self.healthy))
 
-    def flagged(self, name: str) -> np.ndarray:
-        """Bool ``[S]``: which seeds show pathology ``name``."""
-        return np.array([any(f.name == name for f in s.findings) for s in self.seeds], dtype=bool)
+    def flagged(self, name: str, warnings: bool = True) -> np.ndarray:
+        """Bool ``[S]``: which seeds show pathology ``name`` (as a failure, or also as a warning)."""
+        return np.array([any(f.name == name and (warnings or f.severity == "failure") for f in s.findings)
+                         for s in self.seeds], dtype=bool)
+
+    @property
+    def warning_counts(self) -> dict:
+        """Per pathology, the seeds that show it only as a warning (they solved all the same)."""
+        return {name: sum(any(f.name == name for f in s.warnings) and not any(f.name == name for f in s.failures)
+                          for s in self.seeds) for name in PATHOLOGIES}
 
     def worst_seeds(self, count: int = 3) -> list[int]:
-        """Seeds with findings, most findings first, then lowest final return."""
+        """Seeds with failures, most failures first, then lowest final return."""
         def key(s: SeedDiagnosis) -> tuple:
             ret = s.final_return if s.final_return is not None else -math.inf
-            return (-len(s.findings), ret)
+            return (-len(s.failures), ret)
 
-        return [s.seed for s in sorted(self.seeds, key=key) if s.findings][:count]
+        return [s.seed for s in sorted(self.seeds, key=key) if s.failures][:count]
 
     def to_dict(self) -> dict:
         return {"num_seeds": self.num_seeds, "num_healthy": self.num_healthy, "env": self.env,
                 "algorithm": self.algorithm, "solved_return": _json_float(self.solved_return),
                 "counts": {k: int(v) for k, v in self.counts.items()},
+                "verification": self.verification.to_dict() if self.verification is not None else None,
+                "warning_counts": {k: int(v) for k, v in self.warning_counts.items() if v},
                 "worst_seeds": self.worst_seeds(), "seeds": [s.to_dict() for s in self.seeds]}
 
 
@@ -409,6 +474,20 @@ def _first_run(mask: np.ndarray, length: int) -> Optional[int]:
         if count >= length:
             return i - length + 1
     return None
+
+
+def _first_run_after_startup(mask: np.ndarray, length: int, ctx: "_Context") -> Optional[int]:
+    """Like ``_first_run``, but a run that ends inside the start-up window (``startup_fraction``) is a
+    transient and is skipped; a run that starts there and lasts beyond it is reported from its start."""
+    startup = int(math.ceil(ctx.thresholds.startup_fraction * ctx.num_updates))
+    later = mask.copy()
+    later[:startup] = False
+    start = _first_run(later, length)
+    if start is None:
+        return None
+    while start > 0 and mask[start - 1]:
+        start -= 1
+    return start
 
 
 def _holds_to_end_from(mask: np.ndarray) -> Optional[int]:
@@ -575,7 +654,7 @@ def detect_value_loss_explosion(ctx: _Context) -> Optional[Finding]:
     smooth = _moving_mean(value_loss, max(1, int(t.smoothing_fraction * ctx.num_updates)))
     early = _early(value_loss)
     grew = smooth >= t.explosion_growth * max(early, 1e-12)
-    start = _first_run(grew, ctx.sustain)
+    start = _first_run_after_startup(grew, ctx.sustain, ctx)
     evidence: dict[str, Any] = {"early_value_loss": early}
     if start is not None:
         evidence.update(value_loss_at_start=float(smooth[start]), growth=float(smooth[start] / max(early, 1e-12)))
@@ -584,7 +663,7 @@ def detect_value_loss_explosion(ctx: _Context) -> Optional[Finding]:
         with np.errstate(invalid="ignore", divide="ignore"):
             ratio = value_loss / target_var
         high = np.nan_to_num(ratio, nan=0.0) >= t.explosion_variance_ratio
-        start = _first_run(high, ctx.sustain)
+        start = _first_run_after_startup(high, ctx.sustain, ctx)
         if start is not None:
             stretch = ratio[start:start + ctx.sustain]
             evidence.update(value_loss_at_start=float(value_loss[start]),
@@ -592,7 +671,7 @@ def detect_value_loss_explosion(ctx: _Context) -> Optional[Finding]:
                             target_std=float(math.sqrt(max(_median(target_var[start:start + ctx.sustain]), 0.0))))
     if start is None:
         huge = np.nan_to_num(smooth, nan=0.0) >= t.explosion_absolute
-        start = _first_run(huge, ctx.sustain)
+        start = _first_run_after_startup(huge, ctx.sustain, ctx)
         if start is not None:
             evidence.update(value_loss_at_start=float(value_loss[start]), value_loss_max=float(np.nanmax(value_loss)),
                             updates_above=int(np.sum(huge)))
@@ -750,7 +829,7 @@ def detect_gradient_explosion(ctx: _Context) -> Optional[Finding]:
     early = _early(norm, mask)
     smooth = _moving_mean(np.where(mask, norm, np.nan), max(1, int(t.smoothing_fraction * ctx.num_updates)))
     grown = np.nan_to_num(smooth, nan=0.0) >= t.grad_norm_growth * max(early, 1e-12)
-    start = _first_run(pinned & grown, ctx.sustain)
+    start = _first_run_after_startup(pinned & grown, ctx.sustain, ctx)
     if start is None:
         return None
     evidence = {"grad_norm_early": early, "grad_norm_at_start": float(norm[start]),
@@ -973,6 +1052,149 @@ def detect_no_learning(ctx: _Context) -> Optional[Finding]:
     return Finding("no_learning", ctx.update(int(np.flatnonzero(valid)[0])), evidence, cause, ())
 
 
+def detect_trust_region_breakdown(ctx: _Context) -> Optional[Finding]:
+    """PPO's approximate KL per update far above any trust region, sustained: the clip no longer bounds
+    how far one update moves the policy."""
+    kl = ctx.get("approx_kl")
+    if kl is None or getattr(ctx.config, "algorithm", "") != "ppo":
+        return None
+    t = ctx.thresholds
+    target = getattr(ctx.config, "target_kl", None)
+    limit = t.trust_region_kl
+    if target is not None and _finite_number(target):
+        limit = t.trust_region_target_factor * float(target)
+    smooth = _moving_mean(kl, max(1, int(t.smoothing_fraction * ctx.num_updates)))
+    start = _first_run_after_startup(np.nan_to_num(smooth, nan=np.inf) > limit, ctx.sustain, ctx)
+    if start is None:
+        return None
+    above = np.flatnonzero(np.nan_to_num(kl[start:], nan=np.inf) > limit)
+    start += int(above[0]) if above.size else 0  # the smoothing window reaches back before the first such update
+    evidence = {"approx_kl_median": _median(kl[start:start + ctx.sustain]), "kl_limit": limit,
+                "target_kl": _json_float(target), "learning_rate": _json_float(getattr(ctx.config, "learning_rate", None)),
+                "num_epochs": getattr(ctx.config, "num_epochs", None),
+                "clip_epsilon": _json_float(getattr(ctx.config, "clip_epsilon", None))}
+    if target is None:
+        suggestion: tuple[str, ...] = ("target_kl=0.02",)
+        cause = (f"each update moves the policy by a KL of {evidence['approx_kl_median']:.3g}, over {limit:g}: the "
+                 "ratio clip only zeroes the gradient of samples already outside it, so many epochs or large steps "
+                 "walk far past it; stopping an update's epochs once KL exceeds a target bounds the step")
+    else:
+        suggestion = ()
+        cause = (f"KL of {evidence['approx_kl_median']:.3g} per update despite target_kl={_fmt(target)}: single "
+                 "minibatch steps are already too large for early stopping to catch")
+    return Finding("trust_region_breakdown", ctx.update(start), evidence, cause, suggestion)
+
+
+def _gaussian_action_dims(ctx: _Context, first_entropy: float) -> Optional[int]:
+    """The action dimension if ``first_entropy`` is a diagonal Gaussian's at ``log_std_init``, else None.
+
+    The actor's log-std is one parameter per dimension starting at ``log_std_init``, so its entropy
+    starts at ``d * (log_std_init + 0.5 * log(2 pi e))``; a categorical policy's does not fit that."""
+    per_dim = float(getattr(ctx.config, "log_std_init", 0.0) or 0.0) + 0.5 * (1.0 + math.log(2 * math.pi))
+    if per_dim <= 0.1:
+        return None
+    dims = round(first_entropy / per_dim)
+    if dims < 1 or abs(first_entropy - dims * per_dim) > 0.1 * dims:
+        return None
+    return int(dims)
+
+
+def detect_exploration_collapse(ctx: _Context) -> Optional[Finding]:
+    """A Gaussian policy's standard deviations shrank about 20-fold while the return is still not good."""
+    entropy = ctx.get("entropy")
+    if entropy is None or ctx.facts.discrete is True or not np.isfinite(entropy[0]):
+        return None
+    dims = _gaussian_action_dims(ctx, float(entropy[0]))
+    if dims is None:
+        return None
+    t = ctx.thresholds
+    collapsed = np.nan_to_num(entropy, nan=np.inf) < float(entropy[0]) - t.gaussian_entropy_drop * dims
+    start = _first_run(collapsed, ctx.sustain)
+    if start is None:
+        return None
+    final_return = _final(ctx.smoothed_return, ctx, ctx.return_valid)
+    if ctx.facts.solved_return is None:
+        _, scale = _return_levels(ctx)
+        best = float(np.nanmax(ctx.smoothed_return[ctx.return_valid])) if np.any(ctx.return_valid) else math.nan
+        if math.isfinite(best) and math.isfinite(final_return) and final_return >= best - 0.1 * scale:
+            return None  # narrow and at its best: cannot tell a collapse from convergence
+    std_ratio = math.exp((float(entropy[start]) - float(entropy[0])) / dims)
+    evidence = {"entropy_first": float(entropy[0]), "entropy_at_start": float(entropy[start]), "action_dims": dims,
+                "std_over_initial": std_ratio, "final_return": _json_float(final_return)}
+    coef = float(getattr(ctx.config, "entropy_coef", 0.0) or 0.0)
+    suggestion = (f"entropy_coef={_fmt(0.01 if coef <= 0 else coef * 5)}",)
+    cause = (f"the Gaussian policy's standard deviations fell to {std_ratio:.2g} of their start before the return "
+             "was good, so it stopped exploring; an entropy bonus keeps them wider for longer")
+    return Finding("exploration_collapse", ctx.update(start), evidence, cause, suggestion)
+
+
+def _epsilon_at(config: Any, env_steps: np.ndarray) -> Optional[np.ndarray]:
+    """DQN's epsilon schedule (linear decay over ``epsilon_decay_fraction * total_timesteps``), or None."""
+    names = ("epsilon_start", "epsilon_end", "epsilon_decay_fraction", "total_timesteps")
+    values = [getattr(config, name, None) for name in names]
+    if not all(_finite_number(v) for v in values):
+        return None
+    start, end, fraction, total = (float(v) for v in values)
+    progress = np.clip(env_steps / max(fraction * total, 1.0), 0.0, 1.0)
+    return start + (end - start) * progress
+
+
+def detect_exploration_never_decays(ctx: _Context) -> Optional[Finding]:
+    """DQN's epsilon is still high at the end of the run: much of every policy's behaviour is random."""
+    steps = getattr(ctx.config, "steps_per_update", None)
+    total_updates = getattr(ctx.config, "num_updates", None)
+    if getattr(ctx.config, "algorithm", "") != "dqn" or not steps or not isinstance(total_updates, int):
+        return None
+    if ctx.num_updates * ctx.metrics_every < total_updates:
+        return None  # the metrics do not reach the run's end, where the schedule is judged
+    updates = np.array([ctx.update(i) for i in range(ctx.num_updates)], dtype=np.float64)
+    epsilon = _epsilon_at(ctx.config, updates * float(steps))
+    if epsilon is None or epsilon[-1] < ctx.thresholds.epsilon_high:
+        return None
+    high = epsilon >= ctx.thresholds.epsilon_high
+    # From where the usual schedules are done (half the run) the high epsilon is no longer the plan.
+    start = max(int(ctx.num_updates // 2), int(np.flatnonzero(high)[0]))
+    evidence = {"epsilon_final": float(epsilon[-1]), "epsilon_end": _json_float(getattr(ctx.config, "epsilon_end", None)),
+                "epsilon_decay_fraction": _json_float(getattr(ctx.config, "epsilon_decay_fraction", None)),
+                "final_return": _json_float(_final(ctx.smoothed_return, ctx, ctx.return_valid))}
+    cause = (f"epsilon is still {evidence['epsilon_final']:.2g} at the last step, so that share of actions is random "
+             "to the end and the return measures the exploration as much as the policy")
+    return Finding("exploration_never_decays", ctx.update(start), evidence, cause, ("epsilon_end=0.05",
+                                                                                 "epsilon_decay_fraction=0.5"))
+
+
+def detect_stalled(ctx: _Context) -> Optional[Finding]:
+    """Learned something, then stopped improving well below the env's solved level."""
+    facts = ctx.facts
+    valid = ctx.return_valid
+    if facts.random_return is None or facts.solved_return is None or np.sum(valid) < 2 * ctx.sustain:
+        return None
+    t = ctx.thresholds
+    baseline, scale = _return_levels(ctx)
+    final = _final(ctx.smoothed_return, ctx, valid)
+    if not math.isfinite(final):
+        return None
+    gain = final - baseline
+    if gain < t.no_learning_gain * scale or final >= baseline + t.stall_fraction * scale:
+        return None  # no_learning's case, or far enough along
+    values = ctx.smoothed_return
+    window = max(ctx.sustain, int(math.ceil(t.stall_window * ctx.num_updates)))
+    if window >= ctx.num_updates:
+        return None
+    before = _median(values[-window:-window + ctx.sustain])
+    rise = final - before
+    if not math.isfinite(rise) or rise >= t.stall_rise * scale:
+        return None  # still rising: slow, not stalled
+    peak = float(np.nanmax(values[valid]))
+    if peak - final >= t.collapse_loss_fraction * gain:
+        return None  # it was higher before: policy_collapse's case
+    evidence = {"final_return": final, "random_return": baseline, "solved_return": facts.solved_return,
+                "rise_over_last_window": rise, "window_updates": window}
+    cause = (f"the return rose above random, then stayed at {final:.4g}, less than half way to the solved level "
+             f"{facts.solved_return:g}, for the last {window} updates")
+    return Finding("stalled", ctx.update(ctx.num_updates - window), evidence, cause, ())
+
+
 # The order is the order of likely causation: when a seed shows several, the first is reported as the
 # primary cause and its suggestion is the one to try first.
 _DETECTORS: tuple[tuple[str, Callable[[_Context], Optional[Finding]]], ...] = (
@@ -985,9 +1207,13 @@ _DETECTORS: tuple[tuple[str, Callable[[_Context], Optional[Finding]]], ...] = (
     ("critic_useless", detect_critic_useless),
     ("frozen_policy", detect_frozen_policy),
     ("gradient_explosion", detect_gradient_explosion),
+    ("trust_region_breakdown", detect_trust_region_breakdown),
     ("entropy_collapse", detect_entropy_collapse),
+    ("exploration_collapse", detect_exploration_collapse),
+    ("exploration_never_decays", detect_exploration_never_decays),
     ("greedy_drift", detect_greedy_drift),
     ("policy_collapse", detect_policy_collapse),
+    ("stalled", detect_stalled),
     ("no_learning", detect_no_learning),
 )
 
@@ -1113,6 +1339,18 @@ def _seed_context(per_seed: Mapping[str, np.ndarray], seed: int, num_updates: in
                     metrics_every, last if isinstance(last, int) else None)
 
 
+def _with_causes(finding: Finding, config: Any, outliers: Sequence[causes_lib.Outlier], run_length: int,
+                 solved: Optional[bool]) -> Finding:
+    """The finding with its ranked hypotheses (the best one as its cause and suggestion), and marked a
+    warning when the seed solved its env all the same."""
+    start_fraction = (finding.start_update - 1) / max(run_length, 1)
+    hypotheses = causes_lib.rank_hypotheses(finding.name, start_fraction, config, finding.cause, finding.suggestion,
+                                            outliers)
+    best = hypotheses[0]
+    return dataclasses.replace(finding, cause=best.explanation, suggestion=best.suggestion, hypotheses=hypotheses,
+                               severity="warning" if solved else "failure")
+
+
 def final_returns(metrics: Mapping[str, Any], final_fraction: float = Thresholds.final_fraction) -> np.ndarray:
     """Per seed, the mean ``episode_return`` over the last ``final_fraction`` of updates that had a
     finished episode (NaN for a seed that never finished one), ``[S]``."""
@@ -1127,7 +1365,7 @@ def final_returns(metrics: Mapping[str, Any], final_fraction: float = Thresholds
 
 
 def diagnose(metrics: Mapping[str, Any], config: Any, thresholds: Optional[Thresholds] = None,
-             metrics_every: int = 1) -> Diagnosis:
+             metrics_every: int = 1, verify: bool = False, seed: int = 0, **verify_options: Any) -> Diagnosis:
     """Runs every detector on every seed of ``metrics`` and returns the ``Diagnosis``.
 
     ``metrics`` maps names to ``[S, U]`` arrays (or ``[U]`` for one seed), numpy or jax, as returned by
@@ -1136,6 +1374,11 @@ def diagnose(metrics: Mapping[str, Any], config: Any, thresholds: Optional[Thres
     Missing metrics (older runs) silence the detectors that need them; nothing is trained.
     ``metrics_every``: each column holds that many updates (a run with ``run.metrics_every`` > 1);
     detectors then work in columns and report the last update of a column's block.
+
+    ``verify=True`` re-trains the seeds under the candidate changes of the ranked causes and sets
+    ``Diagnosis.verification`` (``jaxppo.diagnosis.verify.verify``; this one option trains). ``seed`` is
+    the run's base seed, so the seeds are the run's own; ``verify_options`` go to ``verify``
+    (``fraction``, ``limit``, ``out_dir``, ``progress``).
     """
     if not isinstance(metrics_every, int) or metrics_every < 1:
         raise ValueError(f"metrics_every={metrics_every!r} must be a positive integer.")
@@ -1143,20 +1386,29 @@ def diagnose(metrics: Mapping[str, Any], config: Any, thresholds: Optional[Thres
     per_seed, num_seeds, num_updates = _as_per_seed(metrics)
     facts = env_facts(config)
     finals = final_returns(metrics, thresholds.final_fraction) if "episode_return" in per_seed else np.full(num_seeds, np.nan)
+    outliers = causes_lib.config_outliers(config)
+    last_update = getattr(config, "num_updates", None)
+    run_length = last_update if isinstance(last_update, int) and last_update > 0 else num_updates * metrics_every
     seeds = []
     for seed in range(num_seeds):
         ctx = _seed_context(per_seed, seed, num_updates, config, facts, thresholds, metrics_every)
+        final = float(finals[seed]) if math.isfinite(finals[seed]) else None
+        solved = None if (final is None or facts.solved_return is None) else bool(final >= facts.solved_return)
         findings = []
         if num_updates > 0:
             for _, detector in _DETECTORS:
                 finding = detector(ctx)
                 if finding is not None:
-                    findings.append(finding)
+                    findings.append(_with_causes(finding, config, outliers, run_length, solved))
         findings.sort(key=lambda f: (f.start_update, PATHOLOGIES.index(f.name)))
-        final = float(finals[seed]) if math.isfinite(finals[seed]) else None
-        solved = None if (final is None or facts.solved_return is None) else bool(final >= facts.solved_return)
         seeds.append(SeedDiagnosis(seed, tuple(findings), _phases(ctx) if num_updates else (), final, solved))
-    counts = {name: sum(any(f.name == name for f in s.findings) for s in seeds) for name in PATHOLOGIES}
+    counts = {name: sum(any(f.name == name for f in s.failures) for s in seeds) for name in PATHOLOGIES}
     healthy = np.array([s.healthy for s in seeds], dtype=bool)
-    return Diagnosis(num_seeds, tuple(seeds), counts, healthy, getattr(config, "env", ""),
-                     getattr(config, "algorithm", ""), facts.solved_return)
+    diagnosis = Diagnosis(num_seeds, tuple(seeds), counts, healthy, getattr(config, "env", ""),
+                          getattr(config, "algorithm", ""), facts.solved_return)
+    if verify:
+        from jaxppo.diagnosis.verify import verify as verify_changes
+
+        diagnosis = dataclasses.replace(diagnosis, verification=verify_changes(config, diagnosis, seed=seed,
+                                                                               **verify_options))
+    return diagnosis

@@ -36,7 +36,6 @@ import os
 import platform
 import re
 import subprocess
-import time
 import warnings
 from typing import Any, Mapping, Optional, Sequence
 
@@ -45,7 +44,7 @@ import numpy as np
 import yaml
 
 from jaxppo import config as config_lib
-from jaxppo.api import make_train, stack_configs
+from jaxppo import programs
 from jaxppo.run_io import RunInputError, atomic_write_bytes, atomic_write_json, atomic_write_npz, atomic_write_text
 
 __all__ = [
@@ -276,16 +275,7 @@ def load_grid(path: str, num_seeds: Optional[int] = None) -> Grid:
 
 # Programs: which cells compile together -----------------------------------------------------------
 
-def _program_signature(config: Any) -> tuple:
-    """What fixes a config's compiled program: its static fields, and which optional leaves are None."""
-    signature = [type(config).__name__]
-    for field in dataclasses.fields(config):
-        value = getattr(config, field.name)
-        if field.metadata.get("pytree_node", True):
-            signature.append((field.name, value is None))
-        else:
-            signature.append((field.name, repr(value)))
-    return tuple(signature)
+_program_signature = programs.program_signature
 
 
 def program_groups(cells: Sequence[Cell], share_programs: bool) -> list[list[Cell]]:
@@ -298,36 +288,12 @@ def program_groups(cells: Sequence[Cell], share_programs: bool) -> list[list[Cel
     return list(groups.values())
 
 
-def seed_keys(seed: int, num_seeds: int) -> jax.Array:
-    """Seed ``i`` of every cell uses the same key, as ``jaxppo.train`` does: cells compare on equal seeds."""
-    return jax.random.split(jax.random.PRNGKey(seed), num_seeds)
+seed_keys = programs.seed_keys
 
 
 def _train_group(configs: Sequence[Any], keys: jax.Array) -> tuple[dict[str, np.ndarray], float, float, float]:
-    """Compiles (timed apart) and runs one program for ``configs``.
-
-    Returns metrics ``[cells, seeds, updates]``, compile seconds, and the run's wall and CPU seconds (CPU
-    time of this process, all threads: on a machine shared with other work it is the steadier measure).
-    """
-    if len(configs) == 1:
-        program = jax.jit(jax.vmap(make_train(configs[0])))
-        args: tuple = (keys,)
-    else:
-        def train_cells(stacked: Any, keys: jax.Array) -> tuple[Any, dict]:
-            return jax.vmap(lambda config: jax.vmap(make_train(config))(keys))(stacked)
-
-        program = jax.jit(train_cells)
-        args = (stack_configs(list(configs)), keys)
-    start = time.perf_counter()
-    compiled = program.lower(*args).compile()
-    compile_s = time.perf_counter() - start
-    start, cpu_start = time.perf_counter(), time.process_time()
-    _, metrics = jax.block_until_ready(compiled(*args))
-    run_s, run_cpu_s = time.perf_counter() - start, time.process_time() - cpu_start
-    metrics = {name: np.asarray(value) for name, value in jax.device_get(metrics).items()}
-    if len(configs) == 1:
-        metrics = {name: value[None] for name, value in metrics.items()}
-    return metrics, compile_s, run_s, run_cpu_s
+    """One cell group's program (``jaxppo.programs.train_stacked``); a seam the tests replace."""
+    return programs.train_stacked(configs, keys)
 
 
 # Summaries ---------------------------------------------------------------------------------------
@@ -375,6 +341,7 @@ def summarize_cell(metrics: Mapping[str, np.ndarray], config: Any) -> dict[str, 
         "healthy_share": share(healthy),
         "pathology_share": {name: int(count) / num_seeds for name, count in diagnosis.counts.items()},
         "pathology_seeds": {name: int(count) for name, count in diagnosis.counts.items()},
+        "warning_seeds": {name: int(count) for name, count in diagnosis.warning_counts.items() if count},
         "final_return": summarize_seeds(finals),
         "per_seed": {
             "final_return": [float(x) if np.isfinite(x) else None for x in finals],
@@ -607,6 +574,8 @@ def markdown_report(results: Mapping[str, Any]) -> str:
                                 if value > 0) or "none"
         low, high = final.get("iqm_ci", [None, None])
         worst = f"{_fmt(final.get('min'))} (#{final.get('worst_seed')})"
+        if final.get("num_nonfinite"):  # counted at the worst score (jaxppo.stats.summarize_seeds)
+            worst += f", {final['num_nonfinite']} non-finite"
         lines.append(
             f"| {record['variant']} | {record['env']} | {record['reward_scale']:g} | "
             f"{_pct(record['healthy_share'])} ({sum(record['per_seed']['healthy'])}/{record['num_seeds']}) | "

@@ -67,6 +67,11 @@ class SeedLayout:
         return int(self.mesh.devices.size)
 
     @property
+    def platform(self) -> str:
+        """The devices' platform (``"cpu"``, ``"gpu"``, ...), which picks the compiler options."""
+        return str(self.mesh.devices.flat[0].platform)
+
+    @property
     def padded_lanes(self) -> int:
         return math.ceil(self.num_lanes / self.num_devices) * self.num_devices
 

@@ -37,6 +37,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxppo import compilation
 from jaxppo import config as config_lib
 from jaxppo.algorithm import Algorithm
 from jaxppo.api import make_algorithm
@@ -305,8 +306,8 @@ class ChunkRunner:
     def init(self, keys: jax.Array) -> Any:
         layout = self._ensure_layout(keys.shape[0])
         if self._init is None:
-            self._init = jax.jit(self._per_lane(lambda algorithm, key: algorithm.init(key)),
-                                 out_shardings=layout.sharding)
+            self._init = compilation.jit(self._per_lane(lambda algorithm, key: algorithm.init(key)),
+                                         platform=layout.platform, out_shardings=layout.sharding)
         return self._init(self._placed_configs, layout.place(keys))
 
     def abstract_state(self, keys: jax.Array) -> Any:
@@ -328,8 +329,9 @@ class ChunkRunner:
                 self.trace_count += 1  # runs at trace time only
                 return lanes(configs, state)
 
-            self._chunks[num_updates] = jax.jit(chunk, donate_argnums=(1,) if self._donate else (),
-                                                out_shardings=self.layout.sharding)
+            self._chunks[num_updates] = compilation.jit(chunk, platform=self.layout.platform,
+                                                        donate_argnums=(1,) if self._donate else (),
+                                                        out_shardings=self.layout.sharding)
         return self._chunks[num_updates]
 
     def run(self, state: Any, num_updates: int) -> tuple[Any, dict]:
@@ -341,8 +343,8 @@ class ChunkRunner:
         """Greedy evaluation for every lane: ``{"eval_return": [L, E], "eval_length": [L, E]}`` (padded)."""
         layout = self._ensure_layout(keys.shape[0])
         if self._evaluate is None:
-            self._evaluate = jax.jit(self._per_lane(lambda algorithm, s, k: algorithm.evaluate(s, k)),
-                                     out_shardings=layout.sharding)
+            self._evaluate = compilation.jit(self._per_lane(lambda algorithm, s, k: algorithm.evaluate(s, k)),
+                                             platform=layout.platform, out_shardings=layout.sharding)
         return self._evaluate(self._placed_configs, state, layout.place(keys))
 
 
@@ -867,11 +869,12 @@ def _diagnosis_summary(diagnosis: Any, count: int = 3) -> dict:
     for index in diagnosis.worst_seeds(count):
         seed = diagnosis.seeds[index]
         worst.append({"seed": index, "final_return": seed.final_return,
-                      "pathologies": [f.name for f in seed.findings],
+                      "pathologies": [f.name for f in seed.failures],
                       "primary": seed.primary.name if seed.primary else None,
                       "suggestion": list(seed.suggestion)})
     return {"num_healthy": diagnosis.num_healthy, "num_seeds": diagnosis.num_seeds,
-            "counts": {name: n for name, n in diagnosis.counts.items() if n}, "worst_seeds": worst}
+            "counts": {name: n for name, n in diagnosis.counts.items() if n},
+            "warning_counts": {name: n for name, n in diagnosis.warning_counts.items() if n}, "worst_seeds": worst}
 
 
 def diagnose_run(run_dir: str, thresholds: Any = None) -> tuple[Any, dict, Any]:
@@ -978,7 +981,7 @@ def _pathology_starts(metrics: Mapping[str, np.ndarray], config: Any) -> dict[st
     diagnosis = diagnose(metrics, config, metrics_every=config.run.metrics_every)
     starts: dict[str, list[int]] = {}
     for seed in diagnosis.seeds:
-        for finding in seed.findings:
+        for finding in seed.failures:
             starts.setdefault(finding.name, []).append(finding.start_update)
     return {name: (float(np.median(updates)) * config.steps_per_update, len(updates))
             for name, updates in starts.items()}

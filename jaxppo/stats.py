@@ -109,10 +109,12 @@ def summarize_seeds(values: Any, confidence: float = 0.95, num_resamples: int = 
     """Summary of one score per seed, as JSON-safe Python numbers.
 
     Keys: ``iqm``, ``iqm_ci`` (``[low, high]``, the percentile bootstrap of the IQM), ``mean``,
-    ``median``, ``min``, ``max``, ``worst_seed`` (index of the minimum), ``num_seeds``, and
-    ``num_nonfinite``. Seeds whose score is NaN or Inf are left out of the statistics and counted in
-    ``num_nonfinite`` (bad data is shown, never averaged in), so ``worst_seed`` is the finite seed
-    with the lowest score; when no seed is finite every statistic is ``None`` and ``worst_seed`` 0.
+    ``median``, ``min``, ``max``, ``worst_seed``, ``num_seeds``, and ``num_nonfinite``.
+
+    A seed whose score is NaN or Inf diverged, and a diverged seed is a failed seed: it counts as the
+    worst finite score of the set in every statistic (leaving it out would flatter the config that
+    produced it), ``num_nonfinite`` says how many there were, and ``worst_seed`` is the first of them
+    (else the seed with the lowest score). When no seed is finite every statistic is ``None``.
     """
     array = np.asarray(values, dtype=np.float64).reshape(-1)
     if array.size == 0:
@@ -122,6 +124,19 @@ def summarize_seeds(values: Any, confidence: float = 0.95, num_resamples: int = 
     if not finite.any():
         summary.update(iqm=None, iqm_ci=[None, None], mean=None, median=None, min=None, max=None, worst_seed=0)
         return summary
+    scores = np.where(finite, array, np.min(array[finite]))
+    low, high = bootstrap_interval(scores, confidence=confidence, num_resamples=num_resamples, seed=seed)
+    worst = int(np.flatnonzero(~finite)[0]) if not finite.all() else int(np.argmin(scores))
+    summary.update(
+        iqm=_json_float(interquartile_mean(scores)),
+        iqm_ci=[_json_float(low), _json_float(high)],
+        mean=_json_float(np.mean(scores)),
+        median=_json_float(np.median(scores)),
+        min=_json_float(np.min(scores)),
+        max=_json_float(np.max(scores)),
+        worst_seed=worst,
+    )
+    return summary
     kept = array[finite]
     low, high = bootstrap_interval(kept, confidence=confidence, num_resamples=num_resamples, seed=seed)
     worst = int(np.flatnonzero(finite)[np.argmin(kept)])

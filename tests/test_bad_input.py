@@ -165,6 +165,7 @@ def test_unknown_config_fields_name_the_nearest_valid_one():
     assert PPOConfig().replace(num_epochs=2).num_epochs == 2
 
 
+@pytest.mark.slow
 def test_load_policy_names_the_expected_observation_shape(tmp_path):
     import numpy as np
 

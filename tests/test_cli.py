@@ -81,6 +81,7 @@ def test_bad_env_and_inconsistent_sizes_are_one_line_errors(capsys):
     assert_one_line_error(code, err, "does not exist")
 
 
+@pytest.mark.slow
 def test_console_script_reports_bad_input_without_a_traceback():
     process = subprocess.run([sys.executable, "-m", "jaxppo.cli", "train", "--set", "gama=0.9"],
                              capture_output=True, text=True, cwd=REPO, timeout=120)
@@ -88,6 +89,7 @@ def test_console_script_reports_bad_input_without_a_traceback():
     assert process.stderr.strip() == ("jaxppo: error: unknown key 'gama' in overrides. Did you mean 'gamma'?")
 
 
+@pytest.mark.slow
 def test_train_eval_plot_end_to_end(capsys, tmp_path):
     config_path = tmp_path / "tiny.yaml"
     config_path.write_text(yaml.safe_dump(config_to_dict(apply_overrides(PPOConfig(), TINY))))

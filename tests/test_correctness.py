@@ -45,6 +45,7 @@ def small_config(**changes) -> PPOConfig:
     return PPOConfig(**base)
 
 
+@pytest.mark.slow
 def test_annealing_follows_the_update_fraction_even_with_kl_early_stopping():
     config = small_config(target_kl=1e-7, anneal_lr=True)  # stops after the first minibatch step
     _, metrics = jax.jit(make_train(config))(jax.random.PRNGKey(0))
@@ -55,6 +56,7 @@ def test_annealing_follows_the_update_fraction_even_with_kl_early_stopping():
     np.testing.assert_allclose(metrics["learning_rate"], 3e-3, rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_an_annealed_step_is_the_constant_rate_step_times_the_fraction():
     config = small_config(num_epochs=1, num_minibatches=1, anneal_lr=True, learning_rate=0.03)
     ctx = ppo.make_context(config)
@@ -71,6 +73,7 @@ def test_an_annealed_step_is_the_constant_rate_step_times_the_fraction():
         assert np.max(np.abs(c - start)) > 1e-3
 
 
+@pytest.mark.slow
 def test_gae_with_lambda_one_equals_monte_carlo_minus_v_under_observation_normalisation():
     config = PPOConfig(num_envs=4, num_steps=64, total_timesteps=4 * 64, num_minibatches=1, hidden_sizes=(32,),
                        observation_normalization=True, gae_lambda=1.0, gamma=0.97,

@@ -15,6 +15,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import yaml
 
 from jaxppo import PPOConfig, apply_overrides, config_to_dict
@@ -72,6 +73,7 @@ def _assert_same_training(a: dict, b: dict) -> None:
             np.testing.assert_array_equal(a[name], b[name], err_msg=name)
 
 
+@pytest.mark.slow
 def test_two_processes_equal_one_and_resume_a_one_process_checkpoint(tmp_path):
     config_path = tmp_path / "tiny.yaml"
     config_path.write_text(yaml.safe_dump(config_to_dict(apply_overrides(PPOConfig(), TINY))))

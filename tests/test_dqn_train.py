@@ -47,6 +47,7 @@ def test_update_target_hard_and_polyak_on_a_counter():
     assert float(fn(polyak, online, target, no, 0, 10)["w"]) == 1.0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode,normalization", [("hard", "off"), ("polyak", "off"), ("hard", "running")])
 def test_target_network_follows_schedule_in_training(mode, normalization):
     overrides = {} if mode == "hard" else {"target_update": "polyak", "tau": 0.25}
@@ -93,6 +94,7 @@ def test_truncation_stores_final_observation_and_is_not_terminal():
     np.testing.assert_allclose(last_next[[0, 2]], last_obs[[0, 2]] + 0.02 * last_obs[[1, 3]], rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_seeds_under_vmap_get_different_parameters_and_experience():
     alg, _, _ = _compiled()
     init = jax.jit(jax.vmap(alg.init))(jax.random.split(jax.random.PRNGKey(0), 2))
@@ -108,6 +110,7 @@ def test_seeds_under_vmap_get_different_parameters_and_experience():
     assert metrics["greedy_action_histogram"].shape == (2, alg.config.num_updates, 2)
 
 
+@pytest.mark.slow
 def test_chunked_updates_equal_one_call_and_metrics_are_zero_before_learning():
     _, init, run = _compiled()
     state = init(jax.random.PRNGKey(4))
@@ -149,6 +152,7 @@ class _NaNRewardEnv:
         return self.inner.observation_space(params)
 
 
+@pytest.mark.slow
 def test_nonfinite_gradients_are_skipped_and_counted():
     cfg = DQNConfig(**{**SMALL, "learning_starts": 0})
     alg = jaxppo.make_algorithm(cfg, env=_NaNRewardEnv())
@@ -171,6 +175,7 @@ def test_every_dqn_yaml_loads_and_builds():
         assert shapes[1]["greedy_action_histogram"].shape == (1, alg.env.num_actions)
 
 
+@pytest.mark.slow
 def test_dqn_learns_cartpole():
     cfg = DQNConfig(**LEARN)
     keys = jax.random.split(jax.random.PRNGKey(0), 3)
@@ -188,6 +193,7 @@ def test_dqn_learns_cartpole():
 LEARN = dict(total_timesteps=30_000, learning_starts=1_000, loss="mse", epsilon_decay_fraction=0.5)
 
 
+@pytest.mark.slow
 def test_reward_normalization_makes_training_invariant_to_the_reward_scale():
     # Rewards divided by the root mean square of the discounted return, the Q head rescaled when it moves:
     # multiplying every reward by 1000 must give the same actions, the same TD losses and Q-values 1000

@@ -47,6 +47,7 @@ def test_scaled_reward_multiplies_rewards_and_changes_nothing_else():
     assert ScaledReward(env, 2.0).num_actions == env.num_actions  # the rest is the wrapped env's
 
 
+@pytest.mark.slow
 def test_env_reward_scale_under_vmap_over_stacked_configs():
     # CartPole pays 1 per step, so in every stacked config the finished episodes' return must be exactly
     # scale * length: the scale (a traced leaf) reaches the env, one program for every value.
@@ -110,6 +111,7 @@ def test_data_are_a_function_of_the_seed_and_params():
     assert abs(float(jnp.mean(train_labels)) - 0.3) < 4 * np.sqrt(0.3 * 0.7 / 20_000)
 
 
+@pytest.mark.slow
 def test_step_pays_each_outcome_and_truncates_at_the_time_limit():
     env = IntrusionDetection()
     params = env.default_params.replace(max_steps_in_episode=6)
@@ -131,6 +133,7 @@ def test_step_pays_each_outcome_and_truncates_at_the_time_limit():
                        else "false_positive" if action else "true_negative"] == 1.0
 
 
+@pytest.mark.slow
 def test_available_by_name_and_reports_f1_in_training_and_evaluation():
     assert "IntrusionDetection-v0" in known_env_names()
     config = config_from_dict({"env": "IntrusionDetection-v0", "num_envs": 2, "num_steps": 32,

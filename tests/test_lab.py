@@ -82,6 +82,7 @@ def recompute_final_return(metrics: dict, scale: float) -> np.ndarray:
     return np.array(out)
 
 
+@pytest.mark.slow
 def test_a_killed_lab_keeps_finished_cells_and_resumes_at_the_cell_it_was_on(interrupted_then_resumed):
     run = interrupted_then_resumed
     assert run["trained"] == [[PPOConfig().value_clipping]]  # the first cell trained, then the lab died on the second
@@ -149,6 +150,7 @@ def test_tiny_grid_tables_match_a_recomputation_from_the_saved_per_seed_metrics(
         assert f"{record['env_steps_per_s']:,.0f}" in row
 
 
+@pytest.mark.slow
 def test_reward_scales_share_one_program_that_gives_what_their_own_programs_give(tmp_path):
     grid = lab.load_grid(write_grid(tmp_path, reward_scales=[1e-3, 1e3], variants={"plain": {}}))
     real_train_group = lab._train_group

@@ -95,6 +95,7 @@ def _read(run_dir: str) -> tuple[dict, list[str], dict]:
     return per_seed, lines, summary
 
 
+@pytest.mark.slow
 def test_blocked_run_keeps_block_means_every_jsonl_line_and_resumes_exactly(tmp_path):
     full_dir, blocked_dir = str(tmp_path / "full"), str(tmp_path / "blocked")
     config = apply_overrides(PPOConfig(), TINY)

@@ -67,6 +67,7 @@ def test_vmapped_network_init_compiles_to_no_lapack_call():
         assert "lapack" not in text and "geqrf" not in text.lower(), type(module).__name__
 
 
+@pytest.mark.slow
 def test_value_head_init_scale_zero_predicts_exactly_zero_and_still_learns():
     """``PPOConfig.value_head_init_scale=0``: every initial value is 0 (the first advantages are the
     rewards' own), while the hidden layers keep their orthogonal init and the head gets gradients."""

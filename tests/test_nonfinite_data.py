@@ -32,6 +32,7 @@ CASES = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(CASES))
 def test_one_nan_is_counted_and_training_still_learns(name):
     overrides, nan_reward, nan_obs, expected_left_out = CASES[name]
@@ -67,6 +68,7 @@ def algorithm_logits(algorithm, state, obs):
     return ctx.actor.apply(state.params["actor"], _normalize_obs(ctx, state.obs_stats, obs)).loc
 
 
+@pytest.mark.slow
 def test_the_count_reaches_summary_json_cli_summary_and_diagnostics(tmp_path, capsys):
     from jaxppo import plotting, runner
     from jaxppo.cli.train import _print_summary

@@ -98,6 +98,7 @@ def four_devices(tmp_path_factory):
         return out, json.load(handle)
 
 
+@pytest.mark.slow
 def test_train_on_four_devices_equals_one_device_and_is_spread(four_devices):
     out, report = four_devices
     assert report["train_devices"] == [0, 1, 2, 3]

@@ -22,6 +22,7 @@ def small_config(**changes):
     return jaxppo.PPOConfig(**base)
 
 
+@pytest.mark.slow
 def test_every_yaml_config_loads_and_builds():
     paths = sorted(glob.glob(os.path.join(CONFIG_DIR, "*.yaml")))
     assert len(paths) >= 5
@@ -38,6 +39,7 @@ def test_every_yaml_config_loads_and_builds():
     [("off", 1.0, "off"), ("running", 1.0, "off"), ("running", 10.0, "off"), ("off", 0.01, "off"),
      ("off", 1.0, "running")],
 )
+@pytest.mark.slow
 def test_truncation_bootstraps_and_values_are_reported_in_raw_units(normalization, scale, reward_norm):
     # Reward 1 forever, truncated every 5 steps: V = 1 / (1 - 0.9) = 10 exactly. Treating truncation as
     # termination would give at most 4.1; forgetting to de-normalise would give values near 0 or x scale.
@@ -56,6 +58,7 @@ def test_truncation_bootstraps_and_values_are_reported_in_raw_units(normalizatio
         assert "return_stats_mean" in metrics and "return_stats_std" in metrics
 
 
+@pytest.mark.slow
 def test_kl_early_stopping_per_seed_under_vmap():
     keys = jax.random.split(jax.random.PRNGKey(1), 3)
     tiny = small_config(target_kl=1e-12)
@@ -68,6 +71,7 @@ def test_kl_early_stopping_per_seed_under_vmap():
     np.testing.assert_array_equal(m_huge["epochs_completed"], tiny.num_epochs)
 
 
+@pytest.mark.slow
 def test_kl_early_stopping_is_decided_per_seed():
     # A moderate threshold: seeds stop after different numbers of minibatches (under vmap, each its own).
     keys = jax.random.split(jax.random.PRNGKey(2), 8)
@@ -78,6 +82,7 @@ def test_kl_early_stopping_is_decided_per_seed():
     assert len(np.unique(counts)) > 1
 
 
+@pytest.mark.slow
 def test_nonfinite_rewards_leave_parameters_finite_and_are_counted():
     env = ConstantRewardEnv()
     params = ProbeParams(nan_at_step=3)
@@ -92,6 +97,7 @@ def test_nonfinite_rewards_leave_parameters_finite_and_are_counted():
     assert int(np.asarray(metrics["nonfinite_updates"])[-1]) == total_steps
 
 
+@pytest.mark.slow
 def test_second_call_does_not_recompile():
     config = small_config()
     traces = []
@@ -113,6 +119,7 @@ def test_second_call_does_not_recompile():
     assert (info.misses, info.hits) == (1, 1)
 
 
+@pytest.mark.slow
 def test_seeds_differ_and_are_reproducible():
     config = small_config()
     s1, m1 = jaxppo.train(config, num_seeds=3, seed=0)
@@ -122,6 +129,7 @@ def test_seeds_differ_and_are_reproducible():
     assert not np.allclose(w1[0], w1[1])
 
 
+@pytest.mark.slow
 def test_metrics_have_the_documented_names_and_shapes():
     config = small_config(return_normalization="running")
     _, metrics = jaxppo.train(config, num_seeds=2)
@@ -158,6 +166,7 @@ def test_categorical_policy_log_prob_and_entropy():
     np.testing.assert_allclose(networks.entropy(policy), [-(0.25 * np.log(0.25) + 0.75 * np.log(0.75))], rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_continuous_ppo_trains_with_clipped_actions():
     config = small_config(env="Pendulum-v1", log_std_init=-0.5, observation_normalization=True,
                           reward_normalization="running")
@@ -168,6 +177,7 @@ def test_continuous_ppo_trains_with_clipped_actions():
     assert float(state.obs_stats.count[0]) == config.num_updates * config.num_steps * config.num_envs
 
 
+@pytest.mark.slow
 def test_value_clipping_and_critic_learning_rate_modes_run():
     for changes in [dict(value_clipping="absolute", value_loss="huber"),
                     dict(value_clipping="relative", value_loss="mixed", critic_learning_rate=1e-3),
@@ -177,6 +187,7 @@ def test_value_clipping_and_critic_learning_rate_modes_run():
         assert np.all(np.isfinite(np.asarray(metrics["value_loss"]))), changes
 
 
+@pytest.mark.slow
 def test_default_cartpole_config_learns():
     # The default config (PureJaxRL's CartPole PPO, 5e5 steps), two seeds. A random policy scores ~22.
     # PPO on CartPole has occasional late dips on single seeds, so: the better seed must solve it, and
@@ -188,6 +199,7 @@ def test_default_cartpole_config_learns():
     assert final.min() > 150.0, final
 
 
+@pytest.mark.slow
 def test_hyperparameter_sweep_in_one_program_equals_separate_runs():
     base = small_config()
     rates = (1e-4, 3e-3)

@@ -84,6 +84,7 @@ def _estimate_after_updates(normalization: str, updates: int = 3):
     return config, run(jax.random.PRNGKey(0))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("normalization", ["running", "popart"])
 def test_value_clip_centre_is_where_the_critic_starts_the_update(normalization):
     config, (old_stats, estimate, stale, fresh) = _estimate_after_updates(normalization)
@@ -136,6 +137,7 @@ def test_symlog_needs_return_normalization_off():
                                      dict(value_target_transform="symlog", return_normalization="off",
                                           value_clipping="off"),
                                      dict(return_normalization="popart", value_clipping="relative")])
+@pytest.mark.slow
 def test_critic_learns_a_truncated_constant_value_in_raw_units(changes):
     # Reward 100 forever, truncated every 5 steps: V = 100 / (1 - 0.9) = 1000 exactly.
     env = ConstantRewardEnv()
@@ -177,6 +179,7 @@ def test_dqn_with_symlog_targets_learns_a_large_truncated_value_in_return_units(
     np.testing.assert_allclose(float(np.mean(np.asarray(metrics["q_mean"])[-50:])), 1000.0, rtol=0.1)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("normalization", ["running", "popart"])
 def test_nonfinite_returns_leave_statistics_and_critic_untouched(normalization):
     # A NaN reward in every batch: every gradient step is skipped, and the statistics must not absorb

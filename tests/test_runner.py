@@ -65,6 +65,7 @@ def finished_run(tmp_path_factory):
 
 # Chunking ---------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_chunk_size_does_not_change_results_and_compiles_once_per_length():
     config = tiny_config()
     keys = runner.seed_keys(0, NUM_SEEDS)
@@ -109,6 +110,7 @@ def test_chunk_size_puts_every_evaluation_on_a_chunk_boundary(num_updates, per_c
 
 # Run directory --------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_run_directory_holds_consistent_metrics_eval_and_summary(finished_run):
     run_dir, result = finished_run[:2]
     config = tiny_config()
@@ -246,6 +248,7 @@ _BLOCKING_TRAINER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_run_killed_after_a_checkpoint_resumes_to_the_uninterrupted_result(tmp_path):
     # 6 chunks of 2 updates, a checkpoint every 2 chunks; the process is killed after chunk 3, so it
     # has written metrics for 6 updates but its latest checkpoint is at update 4.
@@ -320,6 +323,7 @@ def _hand_rollout(act, env, env_params, key, num_episodes: int, max_steps: int) 
     return totals
 
 
+@pytest.mark.slow
 def test_evaluation_matches_a_hand_run_greedy_rollout(finished_run):
     run_dir = finished_run[0]
     result = runner.evaluate_run(run_dir, episodes=2, seed=5)

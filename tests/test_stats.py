@@ -88,11 +88,18 @@ def test_summarize_seeds_keys_values_and_json():
     assert all(type(v) is float for v in (summary["iqm"], low, high, summary["mean"]))
 
 
-def test_summarize_seeds_leaves_out_and_counts_nonfinite_seeds():
+def test_summarize_seeds_counts_nonfinite_seeds_as_the_worst_score():
     summary = stats.summarize_seeds([np.nan, 4.0, np.inf, 2.0])
     json.dumps(summary, allow_nan=False)
     assert summary["num_nonfinite"] == 2 and summary["num_seeds"] == 4
-    assert summary["mean"] == pytest.approx(3.0) and summary["worst_seed"] == 3
+    # NaN and +Inf both become the worst finite score, 2: scores [2, 4, 2, 2].
+    assert summary["mean"] == pytest.approx(2.5) and summary["median"] == pytest.approx(2.0)
+    assert summary["worst_seed"] == 0 and summary["max"] == 4.0
+    # One diverged seed among eight lowers the IQM; leaving it out would have raised it.
+    scores = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, np.inf]
+    # Sorted with the Inf as 1: [1, 1, 2, 3, 4, 5, 6, 7]; two cut from each end: mean(2, 3, 4, 5) = 3.5.
+    assert stats.summarize_seeds(scores)["iqm"] == pytest.approx(3.5)
+    assert stats.summarize_seeds(scores)["iqm"] < stats.interquartile_mean(scores[:7])
     nothing = stats.summarize_seeds([np.nan])
     assert nothing["iqm"] is None and nothing["iqm_ci"] == [None, None]
     json.dumps(nothing, allow_nan=False)

@@ -17,6 +17,7 @@ def tiny_config() -> PPOConfig:
     return apply_overrides(PPOConfig(), TINY)
 
 
+@pytest.mark.slow
 def test_sweep_has_named_axes_and_equals_configs_trained_one_by_one():
     config = tiny_config()
     grid = {"learning_rate": [1e-4, 3e-3], "clip_epsilon": [0.1, 0.3, 0.2]}

@@ -54,6 +54,7 @@ def test_bad_grid_is_one_line_exit_2_and_creates_nothing(capsys, tmp_path, tiny_
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_sweep_out_is_checked_before_compiling_and_force_writes_into_a_non_run_folder(capsys, tmp_path, tiny_yaml):
     grid = ["--grid", "learning_rate=1e-3", "--seeds", "1", "--no-progress"]
     a_file = tmp_path / "file.txt"
@@ -77,6 +78,7 @@ def test_sweep_out_is_checked_before_compiling_and_force_writes_into_a_non_run_f
     assert code == 2 and "drop CONFIG" in err
 
 
+@pytest.mark.slow
 def test_sweep_run_writes_table_and_plot_and_resumes_exactly(capsys, tmp_path, tiny_yaml):
     run_dir = tmp_path / "sweep"
     code, out, err = run_cli(capsys, "sweep", tiny_yaml, "--grid", "learning_rate=" + ",".join(map(str, RATES)),

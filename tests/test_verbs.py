@@ -79,6 +79,7 @@ def catch_run(tmp_path_factory):
     return run_dir
 
 
+@pytest.mark.slow
 def test_eval_saves_its_results_in_the_run_directory(catch_run, capsys):
     code, out, err = run_cli(capsys, "eval", catch_run, "--episodes", "3")
     assert code == 0, err

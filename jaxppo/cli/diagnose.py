@@ -27,6 +27,13 @@ def add_parser(commands: Any) -> None:
     parser.add_argument("--seed", type=int, default=None, metavar="I",
                         help="the seed to report in detail (default: the worst seed)")
     parser.add_argument("--json", action="store_true", help="print the whole diagnosis as JSON")
+    parser.add_argument("--verify", action="store_true",
+                        help="re-train the run's seeds under each candidate change (same keys) and recommend only a "
+                             "change that measurably fixes seeds; results in RUN_DIR/verify/")
+    parser.add_argument("--fraction", type=float, default=1.0, metavar="F",
+                        help="with --verify: train this share of the run's env steps (default 1)")
+    parser.add_argument("--candidates", type=int, default=5, metavar="N",
+                        help="with --verify: at most N candidate changes (default 5)")
     parser.set_defaults(handler=run)
 
 
@@ -60,6 +67,9 @@ def report_lines(run_dir: str, config: Any, diagnosis: Any, seed: int) -> list[s
         for name, count in flagged:
             lines.append(f"  {name:<{width}}  {count}/{diagnosis.num_seeds}")
         lines.append("  worst seeds: " + ", ".join(str(s) for s in diagnosis.worst_seeds(5)))
+    warned = [f"{name} {n}" for name, n in diagnosis.warning_counts.items() if n]
+    if warned:
+        lines.append("  warnings (signatures on seeds that solved all the same): " + ", ".join(warned))
     chosen = diagnosis.seeds[seed]
     final = "n/a (no episode finished)" if chosen.final_return is None else f"{chosen.final_return:.4g}"
     solved = ""
@@ -76,11 +86,20 @@ def report_lines(run_dir: str, config: Any, diagnosis: Any, seed: int) -> list[s
         return lines
     lines.append("  findings (earliest first)")
     for finding in chosen.findings:
-        lines.append(f"    {finding.name} from update {finding.start_update}")
+        label = "" if finding.severity == "failure" else " (warning: the seed solved all the same)"
+        lines.append(f"    {finding.name} from update {finding.start_update}{label}")
         lines.append("      evidence: " + ", ".join(f"{k}={_number(v)}" for k, v in finding.evidence.items()))
         lines.append(f"      cause:    {finding.cause}")
     primary = chosen.primary
+    if primary is None:
+        lines += ["", "  no failure: the findings above did not keep this seed from solving"]
+        return lines
     lines += ["", f"  likely cause: {primary.name}"]
+    if len(primary.hypotheses) > 1:
+        lines.append("  hypotheses, most likely first:")
+        for rank, hypothesis in enumerate(primary.hypotheses[:3], 1):
+            change = " ".join(hypothesis.suggestion) or "no single change"
+            lines.append(f"    {rank}. [{change}] {hypothesis.explanation}")
     if primary.suggestion:
         lines.append(f"  try:          {_train_command(run_dir, primary.suggestion)}")
     else:
@@ -88,10 +107,41 @@ def report_lines(run_dir: str, config: Any, diagnosis: Any, seed: int) -> list[s
     return lines
 
 
+def _check_verify_args(args: argparse.Namespace) -> None:
+    if not args.verify:
+        if args.fraction != 1.0 or args.candidates != 5:
+            raise UsageError("--fraction and --candidates apply only with --verify")
+        return
+    if not 0.0 < args.fraction <= 1.0:
+        raise UsageError(f"--fraction {args.fraction:g} must be in (0, 1]: the share of the run's env steps to train")
+    if args.candidates < 1:
+        raise UsageError(f"--candidates {args.candidates} must be at least 1")
+    if os.path.isdir(args.run_dir) and not os.access(args.run_dir, os.W_OK):
+        raise UsageError(f"{args.run_dir!r} is read-only: --verify writes its results to {VERIFY_DIR}/ inside it")
+
+
+VERIFY_DIR = "verify"
+
+
 def run(args: argparse.Namespace) -> int:
+    import sys
+
     from jaxppo import runner
 
-    config, _, diagnosis = runner.diagnose_run(args.run_dir)
+    _check_verify_args(args)
+    config, run_info, diagnosis = runner.diagnose_run(args.run_dir)
+    if args.verify:
+        import dataclasses
+
+        from jaxppo.diagnosis.verify import verify
+
+        if run_info.get("grid"):
+            raise UsageError(f"{args.run_dir!r} is a sweep; --verify re-trains plain seed runs only")
+        verification = verify(config, diagnosis, seed=int(run_info["seed"]), num_seeds=int(run_info["num_seeds"]),
+                              fraction=args.fraction, limit=args.candidates,
+                              out_dir=os.path.join(args.run_dir, VERIFY_DIR),
+                              progress=lambda line: print(line, file=sys.stderr, flush=True))
+        diagnosis = dataclasses.replace(diagnosis, verification=verification)
     seed: Optional[int] = args.seed
     if seed is None:
         worst = diagnosis.worst_seeds(1)
@@ -107,4 +157,12 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(data, indent=2, allow_nan=False))
     else:
         print("\n".join(report_lines(args.run_dir, config, diagnosis, seed)))
+        if diagnosis.verification is not None:
+            from jaxppo.diagnosis.verify import markdown_table
+
+            verification = diagnosis.verification
+            print("\nverified changes (" + os.path.join(args.run_dir, VERIFY_DIR, "results.md") + ")")
+            print(markdown_table(verification))
+            if verification.recommended:
+                print("try (verified):  " + _train_command(args.run_dir, verification.recommended.split()))
     return 0

@@ -33,7 +33,7 @@ replacement* from ``[0, size)``, so unfilled slots (zeros) are never read.
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import chex
 import jax

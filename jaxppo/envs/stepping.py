@@ -10,13 +10,17 @@ front for all ``[T, N]`` steps in a few batched calls:
     step_envs(env, params, states, actions, noise_t)   gymnax's auto-reset step for N envs
 
 The result is gymnax 1.0's ``step`` exactly (``obs, state, reward, terminated, truncated, info`` with
-``info["final_observation"]``), with another random stream. Environments that are not gymnax
-``Environment`` subclasses (no ``step_env`` / ``reset_env`` / ``is_truncated``) are stepped through
-their own ``step`` with the pre-split keys, so any gymnax-compatible env keeps working.
+``info["final_observation"]``), with another random stream. That replay is only taken where it is
+provably the env's own semantics: the env is a gymnax ``Environment`` whose class does not override
+``step`` or ``reset`` (or jaxppo's ``ScaledReward`` around one). Every other env, including any
+wrapper (gymnax's ``GymnaxWrapper`` subclasses forward ``step_env`` and friends to the inner env
+through ``__getattr__``, so those names prove nothing), is stepped through its own public ``step``
+with the pre-split keys.
 """
 
 from __future__ import annotations
 
+import inspect
 import math
 from typing import Any, NamedTuple, Optional
 
@@ -34,10 +38,34 @@ class StepNoise(NamedTuple):
     reset_state: Optional[Any]  # the matching env state (None when the env is stepped through its own step)
 
 
+def _class_attribute(cls: type, name: str) -> Any:
+    """``name`` as the class defines it, found without descriptors or an instance's ``__getattr__``."""
+    try:
+        return inspect.getattr_static(cls, name)
+    except AttributeError:
+        return None
+
+
 def presamples_resets(env: Any) -> bool:
-    """True for gymnax ``Environment``-style envs, whose auto-reset can be replayed from drawn resets."""
-    inner = getattr(env, "unwrapped", env)  # a wrapper has step_env whether or not the env inside does
-    return all(callable(getattr(inner, name, None)) for name in ("step_env", "reset_env", "is_truncated"))
+    """True when ``env.step`` is gymnax's own ``Environment.step``, so its auto-reset can be replayed.
+
+    That holds for a gymnax ``Environment`` whose class overrides neither ``step`` nor ``reset`` (its
+    ``step_env``, ``reset_env`` and ``is_truncated`` are then what ``step`` calls), and for jaxppo's
+    ``ScaledReward`` around such an env (its ``step_env`` scales the reward as its ``step`` does).
+    A wrapper of any other kind, or an env with its own ``step``, is stepped through ``step``.
+    """
+    from jaxppo.envs.wrappers import ScaledReward
+
+    if type(env) is ScaledReward:
+        return presamples_resets(env.inner)
+    try:
+        from gymnax.environments.environment import Environment
+    except ImportError:  # pragma: no cover - gymnax is a dependency
+        return False
+    if not isinstance(env, Environment):
+        return False
+    cls = type(env)
+    return all(_class_attribute(cls, name) is _class_attribute(Environment, name) for name in ("step", "reset"))
 
 
 def draw_step_noise(env: Any, params: Any, key: jax.Array, shape: tuple[int, ...]) -> StepNoise:

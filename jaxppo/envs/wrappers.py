@@ -26,6 +26,11 @@ class ScaledReward:
         return getattr(self._env, name)
 
     @property
+    def inner(self) -> Any:
+        """The env whose rewards this wrapper scales."""
+        return self._env
+
+    @property
     def unwrapped(self) -> Any:
         return getattr(self._env, "unwrapped", self._env)
 
@@ -46,6 +51,12 @@ class ScaledReward:
         """
         obs, state, reward, terminated, info = self._env.step_env(key, state, action, params)
         return obs, state, reward * self.scale, terminated, info
+
+    def reset_env(self, key: jax.Array, params: Any) -> tuple[Any, Any]:
+        return self._env.reset_env(key, params)
+
+    def is_truncated(self, state: Any, params: Any) -> jax.Array:
+        return self._env.is_truncated(state, params)
 
     def action_space(self, params: Any = None) -> Any:
         return self._env.action_space(params)

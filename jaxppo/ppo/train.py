@@ -32,7 +32,7 @@ seeds to ``value_clip_saturated`` on 64/64 (``docs/stability.md``, lab grid ``se
 from __future__ import annotations
 
 import functools
-from typing import Any, NamedTuple, Optional
+from typing import Any, NamedTuple
 
 import chex
 import jax

@@ -42,7 +42,7 @@ import common  # noqa: E402
 import jaxppo  # noqa: E402
 from jaxppo import stats  # noqa: E402
 from jaxppo.config import apply_overrides, config_to_dict  # noqa: E402
-from jaxppo.diagnose import diagnose, final_returns  # noqa: E402
+from jaxppo.diagnosis.core import diagnose, final_returns  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -208,7 +208,7 @@ def main() -> None:
     parser.add_argument("--rediagnose", action="store_true",
                         help="train nothing: re-diagnose the cached metrics, skipping runs never trained")
     parser.add_argument("--random-returns", action="store_true",
-                        help="only measure the random-policy return of every env in jaxppo.diagnose.ENV_FACTS")
+                        help="only measure the random-policy return of every env in jaxppo.diagnosis.core.ENV_FACTS")
     parser.add_argument("--cache", default=os.path.join("/tmp", "jaxppo_diagnose_cache"))
     parser.add_argument("--out", default=os.path.join(common.RESULTS_DIR, "diagnose_advice.json"))
     args = parser.parse_args()
@@ -216,7 +216,7 @@ def main() -> None:
                               (item.split("=") for item in args.healthy_timesteps.split(",") if item)}
 
     if args.random_returns:
-        from jaxppo.diagnose import ENV_FACTS
+        from jaxppo.diagnosis.core import ENV_FACTS
         from jaxppo.envs import known_env_names
 
         names = [n for n in ENV_FACTS if n in known_env_names()]

@@ -93,7 +93,7 @@ def run_program(base: Any, scales: list[float], num_seeds: int) -> dict[str, np.
 
 def diagnosis_row(raw: dict, index: int, config: Any) -> dict:
     """``jaxppo.diagnose`` on one scale's seeds: healthy count, seeds per pathology, flagged seeds."""
-    from jaxppo.diagnose import diagnose
+    from jaxppo.diagnosis.core import diagnose
 
     metrics = {k[len("metric/"):]: v[index] for k, v in raw.items() if k.startswith("metric/")}
     diagnosis = diagnose(metrics, config)

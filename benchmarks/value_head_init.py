@@ -24,7 +24,7 @@ import common  # noqa: E402
 
 import jaxppo  # noqa: E402
 from jaxppo.config import apply_overrides, load_config  # noqa: E402
-from jaxppo.diagnose import diagnose  # noqa: E402
+from jaxppo.diagnosis.core import diagnose  # noqa: E402
 
 
 def main() -> None:

@@ -1,38 +1,51 @@
-"""jaxppo: PPO and DQN as compiled, seed-vmapped JAX programs with every stability control in config."""
+"""jaxppo: PPO and DQN as compiled, seed-vmapped JAX programs with every stability control in config.
 
-from jaxppo.algorithm import Algorithm
-from jaxppo.api import SweepResult, make_algorithm, make_train, stack_configs, sweep, train
-from jaxppo import stats
-from jaxppo.config import DQNConfig, PPOConfig, RunSettings, apply_overrides, config_to_dict, load_config
-from jaxppo.diagnose import Diagnosis, Thresholds, diagnose
+The public names below are imported on first use (PEP 562), so importing one building block
+(``jaxppo.returns``, ``jaxppo.running_stats``, ``jaxppo.transforms``, ``jaxppo.ppo.losses`` ...)
+loads that block and what it needs, never the training loops, the env suites, the CLI or plotting.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "Algorithm",
-    "DQNConfig",
-    "Diagnosis",
-    "PPOConfig",
-    "RunSettings",
-    "SweepResult",
-    "Thresholds",
-    "apply_overrides",
-    "config_to_dict",
-    "diagnose",
-    "load_config",
-    "make_algorithm",
-    "make_train",
-    "stack_configs",
-    "stats",
-    "sweep",
-    "train",
-]
+# Public name -> the module that defines it.
+_EXPORTS = {
+    "Algorithm": "jaxppo.algorithm",
+    "DQNConfig": "jaxppo.config",
+    "Diagnosis": "jaxppo.diagnosis.core",
+    "PPOConfig": "jaxppo.config",
+    "RunSettings": "jaxppo.config",
+    "SweepResult": "jaxppo.api",
+    "Thresholds": "jaxppo.diagnosis.core",
+    "apply_overrides": "jaxppo.config",
+    "config_to_dict": "jaxppo.config",
+    "diagnose": "jaxppo.diagnosis.core",
+    "load_config": "jaxppo.config",
+    "load_policy": "jaxppo.runner",
+    "make_algorithm": "jaxppo.api",
+    "make_train": "jaxppo.api",
+    "stack_configs": "jaxppo.api",
+    "sweep": "jaxppo.api",
+    "train": "jaxppo.api",
+}
+_SUBMODULES = ("stats",)
+
+__all__ = sorted(name for name in _EXPORTS if name != "load_policy") + list(_SUBMODULES)
 
 
-def __getattr__(name: str):
-    # load_policy lives on the run-loop floor; import it lazily so `import jaxppo` stays light.
-    if name == "load_policy":
-        from jaxppo.runner import load_policy
-
-        return load_policy
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value  # later lookups skip this function
+        return value
+    if name in _SUBMODULES:
+        return importlib.import_module(f"jaxppo.{name}")
     raise AttributeError(f"module 'jaxppo' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS) | set(_SUBMODULES))

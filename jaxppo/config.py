@@ -514,6 +514,10 @@ def load_config(path: str | os.PathLike[str]) -> Any:
         # the defaults silently would hide it. The defaults are one `jaxppo config show` away.
         raise ValueError(f"config file {str(resolved)!r} is empty; write at least 'algorithm: ppo' (or dqn) "
                          "to train that algorithm's defaults.")
+    if isinstance(data, Mapping) and "variants" in data and "algorithm" not in data:
+        # A lab grid (base + variants), not one config: name the verb that runs it.
+        raise ValueError(f"{str(resolved)!r} is a lab grid (it has variants), not a training config; "
+                         f"run it with: jaxppo lab {path}")
     return config_from_dict(data, where=str(resolved))
 
 

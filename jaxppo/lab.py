@@ -111,9 +111,11 @@ class Grid:
     variants: tuple[tuple[str, Mapping[str, Any]], ...]
     share_programs: bool
     cells: tuple[Cell, ...]
+    sets: tuple[str, ...] = ()  # ``jaxppo lab --set key=value``: applied to every cell, after its variant
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        extra = {"sets": list(self.sets)} if self.sets else {}
+        return {**extra, 
             "name": self.name,
             "path": self.path,
             "description": self.description,
@@ -180,19 +182,20 @@ def _check_overrides(overrides: Any, where: str) -> dict[str, Any]:
     return dict(overrides)
 
 
-def _build_config(base: Any, overrides: Mapping[str, Any], where: str) -> Any:
+def _build_config(base: Any, overrides: Mapping[str, Any] | Sequence[str], where: str) -> Any:
     try:
-        return config_lib.apply_overrides(base, dict(overrides))
+        return config_lib.apply_overrides(base, overrides if isinstance(overrides, list) else dict(overrides))
     except ValueError as error:
         raise RunInputError(f"{where}: {error}") from None
 
 
-def load_grid(path: str, num_seeds: Optional[int] = None) -> Grid:
+def load_grid(path: str, num_seeds: Optional[int] = None, sets: Sequence[str] = ()) -> Grid:
     """Reads and validates a grid YAML (a path or a bundled grid name) and builds every cell's config.
 
     Any problem (unknown key, with the nearest valid one; a bad override; an unknown environment) is a
     ``RunInputError`` with one line naming the grid and the variant, raised before anything is compiled.
-    ``num_seeds`` overrides the grid's ``seeds``.
+    ``num_seeds`` overrides the grid's ``seeds``; ``sets`` (``"key=value"``, as ``jaxppo train --set``)
+    apply to every cell after its variant's overrides, so a grid can be shortened without copying it.
     """
     resolved = _resolve_grid_path(path)
     where = f"grid {resolved!r}"
@@ -256,6 +259,8 @@ def load_grid(path: str, num_seeds: Optional[int] = None) -> Grid:
                 if scale is not None:
                     merged["env_reward_scale"] = scale
                 config = _build_config(base, merged, f"{where}: variant {name!r}, env {env!r}")
+                if sets:
+                    config = _build_config(config, list(sets), f"--set on variant {name!r}, env {env!r}")
                 cells.append(Cell(name, env, float(getattr(config, "env_reward_scale", 1.0)), config))
     return Grid(
         name=os.path.splitext(os.path.basename(resolved))[0],
@@ -270,6 +275,7 @@ def load_grid(path: str, num_seeds: Optional[int] = None) -> Grid:
         variants=tuple(checked_variants),
         share_programs=share_programs,
         cells=tuple(cells),
+        sets=tuple(sets),
     )
 
 
@@ -302,10 +308,10 @@ def final_returns(metrics: Mapping[str, np.ndarray], config: Any) -> np.ndarray:
     """Per-seed final return ``[S]`` in the env's own reward units.
 
     The mean episode return over the last 10% of the updates in which an episode finished
-    (``jaxppo.diagnose.final_returns``, so the tables and the diagnosis agree), divided by
+    (``jaxppo.diagnosis.core.final_returns``, so the tables and the diagnosis agree), divided by
     ``env_reward_scale`` so that cells at different reward scales compare on one axis.
     """
-    from jaxppo.diagnose import final_returns as diagnose_final_returns
+    from jaxppo.diagnosis.core import final_returns as diagnose_final_returns
 
     return np.asarray(diagnose_final_returns(metrics), np.float64) / float(getattr(config, "env_reward_scale", 1.0))
 
@@ -330,7 +336,7 @@ def _curve(metrics: Mapping[str, np.ndarray], scale: float, steps_per_update: in
 
 def summarize_cell(metrics: Mapping[str, np.ndarray], config: Any) -> dict[str, Any]:
     """Everything the tables show for one cell, from its per-seed metrics (``[S, U]`` each)."""
-    from jaxppo.diagnose import diagnose
+    from jaxppo.diagnosis.core import diagnose
     from jaxppo.stats import share, summarize_seeds
 
     diagnosis = diagnose(dict(metrics), config)

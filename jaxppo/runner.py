@@ -65,6 +65,7 @@ __all__ = [
     "holds_run",
     "checked_algorithm",
     "chunk_size_for",
+    "next_stop",
     "seed_keys",
     "evaluation_keys",
     "aggregate_over_seeds",
@@ -115,22 +116,31 @@ _CHUNKS_PER_RUN = 10
 _MIN_CHUNK = 50
 
 
-def chunk_size_for(num_updates: int, updates_per_chunk: int, eval_interval: int, metrics_every: int = 1) -> int:
-    """The chunk length actually compiled, so that every evaluation falls on a chunk boundary.
+def chunk_size_for(num_updates: int, updates_per_chunk: int, eval_interval: int = 0, metrics_every: int = 1) -> int:
+    """The longest chunk compiled: ``updates_per_chunk``, capped at a tenth of the run (but not below 50
+    updates) so the progress bar moves, and a multiple of ``metrics_every`` so no block of recorded
+    updates spans two chunks. ``next_stop`` ends a chunk earlier where an evaluation falls.
 
-    The base length is ``updates_per_chunk``, capped at a tenth of the run (but not below 50 updates)
-    so the progress bar moves. Without evaluation (or with one only after the last update) that is the
-    chunk; otherwise the largest divisor of ``eval_interval`` not above it (``eval_interval`` itself
-    when that is shorter). Boundaries are then multiples of one length and only the last chunk may be
-    shorter: at most two compiled chunk programs per run. With ``metrics_every`` > 1 the chunk is also
-    a multiple of it (``eval_interval`` is one, see ``RunSettings``), so no block of recorded updates
-    spans two chunks.
+    ``eval_interval`` no longer shapes the chunk: a prime interval such as 61 used to force chunks
+    of one update (a host round trip and a progress line per update).
     """
     every = max(1, metrics_every)
     chunk = max(1, min(updates_per_chunk, num_updates, max(-(-num_updates // _CHUNKS_PER_RUN), _MIN_CHUNK)))
-    if eval_interval <= 0 or eval_interval >= num_updates:
-        return max(every, chunk - chunk % every)  # evaluation only after the last update, which ends a chunk
-    return max([d for d in range(every, min(chunk, eval_interval) + 1, every) if eval_interval % d == 0] or [every])
+    return max(every, chunk - chunk % every)
+
+
+def next_stop(update: int, num_updates: int, chunk: int, eval_interval: int) -> int:
+    """Where the chunk that starts after ``update`` ends: ``chunk`` updates on, or earlier at the next
+    evaluation or at the run's end.
+
+    Within one evaluation period the chunks are ``chunk`` long and the last one takes the rest, so a
+    run compiles at most three chunk lengths; the stops depend on ``update`` alone, so a resumed run
+    stops where the uninterrupted one did.
+    """
+    stop = min(update + chunk, num_updates)
+    if 0 < eval_interval < num_updates:
+        stop = min(stop, (update // eval_interval + 1) * eval_interval)
+    return stop
 
 
 class Lanes(NamedTuple):
@@ -715,7 +725,7 @@ def resume_run(run_dir: str, progress: bool = True, loggers: Sequence[Any] = (),
 def _progress_text(records: _Records) -> str:
     returns = records.per_seed["episode_return"][:, records.columns - 1]
     q25, median, q75 = np.percentile(returns, [25, 50, 75])
-    text = f"return {median:.1f} [IQR {q25:.1f}-{q75:.1f}]"
+    text = f"return {median:.1f} (IQR {q25:.1f} to {q75:.1f})"  # "to": a hyphen reads as a minus sign
     if records.eval_records and records.eval_records[-1]["update"] == records.update:
         text += f" eval {records.eval_records[-1]['eval_return']['median']:.1f}"
     return text
@@ -782,7 +792,7 @@ def _train_loop(ctx: _RunContext, state: Any, records: _Records, progress: bool,
     try:
         while records.update < num_updates:
             start = records.update
-            stop = min(start + ctx.chunk, num_updates)
+            stop = next_stop(start, num_updates, ctx.chunk, config.run.eval_interval)
             state, metrics = ctx.runner.run(state, stop - start)
             metrics = ctx.runner.host(metrics)
             records.store(start, metrics)
@@ -798,8 +808,8 @@ def _train_loop(ctx: _RunContext, state: Any, records: _Records, progress: bool,
                 write_progress_files(ctx.run_dir, records)
             if loggers:
                 _log_scalars(loggers, records, metrics, start, stop, steps_per_update)
-            chunks_done = -(-stop // ctx.chunk)
-            if stop == num_updates or chunks_done % config.run.checkpoint_every_chunks == 0:
+            period = ctx.chunk * config.run.checkpoint_every_chunks
+            if stop == num_updates or stop // period > start // period:
                 # Gathered to the host (every process takes part) and saved unpadded by process 0: the
                 # checkpoint is then independent of the device and process count it was made on.
                 host_state = ctx.runner.host(state)
@@ -883,7 +893,7 @@ def diagnose_run(run_dir: str, thresholds: Any = None) -> tuple[Any, dict, Any]:
     Works on any run directory that has ``config.yaml``, ``run.json`` and the metrics file, including
     those written before diagnosis existed.
     """
-    from jaxppo.diagnose import diagnose
+    from jaxppo.diagnosis.core import diagnose
 
     config, run_info = _read_run(run_dir)
     per_seed_path = os.path.join(run_dir, PER_SEED_FILE)
@@ -911,7 +921,7 @@ def _nonfinite_summary(records: _Records) -> dict:
 
 def _write_summary(run_dir: str, config: Any, seed: int, num_seeds: int, records: _Records,
                    write: bool = True) -> dict:
-    from jaxppo.diagnose import diagnose, env_facts
+    from jaxppo.diagnosis.core import diagnose, env_facts
 
     update = records.update
     steps_per_seed = update * config.steps_per_update
@@ -976,7 +986,7 @@ def render_plots(run_dir: str, dpi: int = 100, smooth: Optional[int] = None) -> 
 
 def _pathology_starts(metrics: Mapping[str, np.ndarray], config: Any) -> dict[str, tuple[float, int]]:
     """``{pathology: (median env step at which it began, seeds)}`` for the diagnostics panels."""
-    from jaxppo.diagnose import diagnose
+    from jaxppo.diagnosis.core import diagnose
 
     diagnosis = diagnose(metrics, config, metrics_every=config.run.metrics_every)
     starts: dict[str, list[int]] = {}

@@ -10,7 +10,7 @@ module cuts those rows back into settings and writes, next to the usual run file
     sweep.md     the same as a Markdown table, best IQM first
     sweep.png    final return against each swept value (one panel per field)
 
-A seed's final return is ``jaxppo.diagnose.final_returns``: the mean return over the last updates
+A seed's final return is ``jaxppo.diagnosis.core.final_returns``: the mean return over the last updates
 that finished an episode, so one noisy update does not decide a setting's rank.
 """
 
@@ -41,12 +41,11 @@ def _lane_rows(per_seed: Mapping[str, np.ndarray], setting: int, num_seeds: int)
 
 
 def _diagnose_module() -> Any:
-    # ``jaxppo.diagnose`` the attribute is the function (re-exported by the package); this is the module.
-    return importlib.import_module("jaxppo.diagnose")
+    return importlib.import_module("jaxppo.diagnosis.core")
 
 
 def final_returns(per_seed: Mapping[str, np.ndarray]) -> np.ndarray:
-    """Per seed (row), ``jaxppo.diagnose.final_returns``: the mean ``episode_return`` over the last
+    """Per seed (row), ``jaxppo.diagnosis.core.final_returns``: the mean ``episode_return`` over the last
     updates that finished an episode, NaN for a seed that never finished one. ``[S]``."""
     return np.asarray(_diagnose_module().final_returns(per_seed), np.float64)
 

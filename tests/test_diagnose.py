@@ -18,7 +18,7 @@ import pytest
 
 import jaxppo
 from jaxppo import DQNConfig, PPOConfig
-from jaxppo.diagnose import ENV_FACTS, PATHOLOGIES, Thresholds, diagnose, env_facts, final_returns
+from jaxppo.diagnosis.core import ENV_FACTS, PATHOLOGIES, Thresholds, diagnose, env_facts, final_returns
 
 U = 200
 

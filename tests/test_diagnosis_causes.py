@@ -16,7 +16,7 @@ import pytest
 
 import jaxppo
 from jaxppo import DQNConfig, PPOConfig
-from jaxppo.diagnose import diagnose
+from jaxppo.diagnosis.core import diagnose
 from jaxppo.diagnosis.causes import SUSPECTS, USUAL_RANGES, config_outliers, rank_hypotheses
 
 U = 200

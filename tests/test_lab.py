@@ -16,7 +16,7 @@ import yaml
 from jaxppo import PPOConfig, cli, lab
 from jaxppo import config as config_module
 from jaxppo.config import configs_dir as real_configs_dir
-from jaxppo.diagnose import PATHOLOGIES, diagnose
+from jaxppo.diagnosis.core import PATHOLOGIES, diagnose
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY_OVERRIDES = {"num_envs": 2, "num_steps": 16, "total_timesteps": 640, "num_epochs": 1, "num_minibatches": 2,

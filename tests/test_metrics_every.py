@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from jaxppo import PPOConfig, apply_overrides, runner
-from jaxppo.diagnose import diagnose
+from jaxppo.diagnosis.core import diagnose
 
 # 12 updates of a tiny PPO, chunks of 4, evaluation every 4: three blocks of 4 when metrics_every=4.
 TINY = [
@@ -66,14 +66,19 @@ def test_blocks_are_nan_ignoring_means_and_counters_keep_their_last_value():
 
 
 @pytest.mark.parametrize("num_updates, per_chunk, interval, every, expected", [
-    (12, 4, 4, 4, 4), (100, 50, 0, 8, 48), (100, 50, 20, 4, 20), (100, 3, 0, 4, 4), (976, 61, 0, 10, 60),
+    (12, 4, 4, 4, 4), (100, 50, 0, 8, 48), (100, 50, 20, 4, 48), (100, 3, 0, 4, 4), (976, 61, 0, 10, 60),
     (1000, 500, 100, 25, 100), (100, 50, 40, 20, 40),
 ])
 def test_chunks_are_whole_blocks_and_end_on_evaluations(num_updates, per_chunk, interval, every, expected):
     chunk = runner.chunk_size_for(num_updates, per_chunk, interval, every)
     assert chunk == expected and chunk % every == 0
-    if 0 < interval < num_updates:
-        assert interval % chunk == 0
+    update = 0
+    while update < num_updates:
+        stop = runner.next_stop(update, num_updates, chunk, interval)
+        assert stop % every == 0 or stop == num_updates  # whole blocks, the run's end aside
+        if 0 < interval < num_updates:
+            assert update // interval == (stop - 1) // interval  # no evaluation falls inside a chunk
+        update = stop
 
 
 def test_eval_interval_must_be_whole_blocks_and_metrics_every_positive():

@@ -95,17 +95,38 @@ def test_chunk_size_does_not_change_results_and_compiles_once_per_length():
 
 
 @pytest.mark.parametrize("num_updates, per_chunk, interval, expected", [
-    (976, 61, 61, 61), (100, 50, 0, 50), (100, 50, 10, 10), (100, 50, 30, 30), (100, 50, 70, 35),
-    (100, 500, 0, 50), (12, 4, 100, 4),
+    (976, 61, 61, 61), (100, 50, 0, 50), (100, 50, 10, 50), (100, 50, 30, 50), (100, 50, 70, 50),
+    (100, 500, 0, 50), (12, 4, 100, 4), (195, 50, 61, 50),
     # A long run is cut into at least 10 chunks so the progress bar moves (DQN: 5000 updates).
-    (5000, 5000, 0, 500), (50_000, 5000, 2500, 2500), (300, 5000, 0, 50),
+    (5000, 5000, 0, 500), (50_000, 5000, 2500, 5000), (300, 5000, 0, 50),
 ])
-def test_chunk_size_puts_every_evaluation_on_a_chunk_boundary(num_updates, per_chunk, interval, expected):
+def test_chunks_stop_at_every_evaluation_and_are_never_needlessly_short(num_updates, per_chunk, interval, expected):
     chunk = runner.chunk_size_for(num_updates, per_chunk, interval)
     assert chunk == expected
+    stops, update = [], 0
+    while update < num_updates:
+        update = runner.next_stop(update, num_updates, chunk, interval)
+        stops.append(update)
+    lengths = np.diff([0] + stops)
+    assert stops[-1] == num_updates and lengths.max() <= chunk
     if 0 < interval < num_updates:
-        assert interval % chunk == 0
-        assert all(u % chunk == 0 for u in range(interval, num_updates + 1, interval))
+        assert set(range(interval, num_updates + 1, interval)) <= set(stops)
+        # Within an evaluation period: whole chunks, then the rest; so at most three lengths per run.
+        assert len(set(lengths.tolist())) <= 3
+        assert lengths.min() >= min(chunk, interval % chunk or chunk, num_updates % interval or interval,
+                                    num_updates % chunk or chunk)
+    else:
+        assert all(length == chunk for length in lengths[:-1])
+
+
+def test_a_prime_evaluation_interval_no_longer_makes_one_update_chunks():
+    """The stress env at 1e5 env steps: 195 updates, evaluation every 61 updates (the bundled default)."""
+    chunk = runner.chunk_size_for(195, 50, 61)
+    stops, update = [], 0
+    while update < 195:
+        update = runner.next_stop(update, 195, chunk, 61)
+        stops.append(update)
+    assert stops == [50, 61, 111, 122, 172, 183, 195]  # 7 chunks, where the old rule made 195 of one update
 
 
 # Run directory --------------------------------------------------------------------------------

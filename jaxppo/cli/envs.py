@@ -41,11 +41,22 @@ def describe(name: str) -> EnvRow:
                   "yes" if problem is None else "no")
 
 
+# Environments whose constructor downloads a dataset: listing never touches the network, so these
+# are described from their fixed spaces instead of being made (gymnax's MNISTBandit loads MNIST).
+DOWNLOADS_ON_MAKE = {
+    "MNISTBandit-bsuite": EnvRow("MNISTBandit-bsuite", "Discrete(10)", "(28, 28)", "ppo, dqn",
+                                 "no (downloads MNIST when first made)"),
+}
+
+
 def run(args: argparse.Namespace) -> int:
     from jaxppo.envs import known_env_names
 
     rows, unavailable = [], []
     for name in known_env_names():
+        if name in DOWNLOADS_ON_MAKE:
+            rows.append(DOWNLOADS_ON_MAKE[name])
+            continue
         try:
             rows.append(describe(name))
         except Exception as error:  # noqa: BLE001 - an env that cannot be made here is reported, not fatal

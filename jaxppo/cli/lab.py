@@ -32,6 +32,9 @@ def add_parser(commands: Any) -> None:
     lab.add_argument("grid", metavar="GRID", help="grid YAML file or bundled grid name")
     lab.add_argument("--seeds", type=int, default=None, metavar="N", help="seeds per cell (default: the grid's)")
     lab.add_argument("--out", metavar="DIR", help="output folder (default: lab/<grid-name>)")
+    lab.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a config field in every cell, after the variant's own (repeatable), "
+                          "e.g. --set total_timesteps=50000")
     lab.add_argument("--no-progress", action="store_true", help="no progress bar")
     lab.add_argument("--tables-only", action="store_true",
                      help="train nothing: recompute the finished cells' statistics from DIR/cells/*.npz with the "
@@ -44,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.seeds is not None and args.seeds <= 0:
         raise UsageError(f"--seeds must be a positive integer, got {args.seeds}.")
-    grid = lab.load_grid(args.grid, num_seeds=args.seeds)  # validates every cell before anything is created
+    grid = lab.load_grid(args.grid, num_seeds=args.seeds, sets=args.overrides)  # validates every cell before anything is created
     out_dir = args.out or os.path.join("lab", grid.name)
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise UsageError(f"--out {out_dir!r} exists and is not a folder.")

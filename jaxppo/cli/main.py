@@ -67,8 +67,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"jaxppo: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        hint = ("run the same 'jaxppo lab' command again to resume at the unfinished cell"
-                if getattr(args, "command", None) == "lab" else
-                "continue with 'jaxppo train --resume DIR' from the last checkpoint")
+        command = getattr(args, "command", None)
+        run_dir = getattr(args, "run_dir_in_progress", None)
+        verb = "sweep" if command == "sweep" else "train"
+        hint = ("run the same 'jaxppo lab' command again to resume at the unfinished cell" if command == "lab" else
+                f"continue with 'jaxppo {verb} --resume {run_dir}' from the last checkpoint" if run_dir else
+                f"continue with 'jaxppo {verb} --resume DIR' from the last checkpoint")
         print(f"jaxppo: interrupted; {hint}.", file=sys.stderr)
         return 130

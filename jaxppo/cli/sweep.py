@@ -88,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
         if not run_info.get("grid"):
             raise UsageError(f"{args.resume!r} is not a sweep; continue it with 'jaxppo train --resume'")
         print(f"resuming {args.resume}", flush=True)
+        args.run_dir_in_progress = args.resume  # for the Ctrl-C hint
         result = runner.resume_run(args.resume, progress=progress)
     else:
         if not args.grid:
@@ -119,6 +120,7 @@ def run(args: argparse.Namespace) -> int:
             settings *= len(values[name])
         print(f"sweeping {config.algorithm.upper()} on {config.env}: {settings} settings x {num_seeds} seeds x "
               f"{config.num_updates} updates -> {out}", flush=True)
+        args.run_dir_in_progress = out  # for the Ctrl-C hint
         result = runner.train_run(config, out, num_seeds=num_seeds, seed=args.seed or 0, progress=progress,
                                   config_name=config_name, grid={n: values[n] for n in names},
                                   force=args.force)

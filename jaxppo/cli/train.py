@@ -183,6 +183,7 @@ def run(args: argparse.Namespace) -> int:
         loggers = _loggers(args, args.resume, config) if main else []
         if main:
             print(f"resuming {args.resume}", flush=True)
+        args.run_dir_in_progress = args.resume  # for the Ctrl-C hint
         result = runner.resume_run(args.resume, progress=progress, loggers=loggers)
         if not main:
             return 0
@@ -207,10 +208,16 @@ def run(args: argparse.Namespace) -> int:
                              config_name=config_name)
             return 0
         runner.check_run_dir(out, force=args.force)
-        print(f"training {config.algorithm.upper()} on {config.env}: {num_seeds} seeds x {config.num_updates} "
-              f"updates ({config.num_updates * config.steps_per_update:,} env steps per seed) -> {out}", flush=True)
+        print(f"training {config.algorithm.upper()} on {config.env}: {num_seeds} seeds (base seed {args.seed or 0}) x "
+              f"{config.num_updates} updates ({config.num_updates * config.steps_per_update:,} env steps per seed) "
+              f"-> {out}", flush=True)
+        if args.seed is not None and args.seeds is None and args.seed > 1:
+            # `--seed 16` is usually meant as `--seeds 16`; say which was read before the run is long.
+            print(f"note: --seed {args.seed} sets the base seed; the seed count is {num_seeds} (--seeds N sets it)",
+                  flush=True)
         created = not os.path.exists(out)
         os.makedirs(out, exist_ok=True)
+        args.run_dir_in_progress = out  # for the Ctrl-C hint
         try:
             loggers = _loggers(args, out, config)
             # --out was checked above; a logger may since have created its folder inside it.

@@ -1,5 +1,9 @@
-"""The diagnosis's pieces that stand alone: config-aware causes (``jaxppo.diagnosis.causes``).
+"""Diagnosis: what went wrong on each seed of a run, why, and which change measurably fixes it.
 
-``jaxppo.diagnose`` (the detectors, their thresholds and the report) reads metrics; this package
-holds what it consults beyond them. Importing it imports numpy only.
+* ``jaxppo.diagnosis.core``: the detectors, their ``Thresholds``, env facts and ``diagnose`` (reads
+  metrics only, trains nothing); ``jaxppo.diagnose`` is its ``diagnose`` function;
+* ``jaxppo.diagnosis.causes``: config-aware ranking of a finding's candidate causes;
+* ``jaxppo.diagnosis.verify``: re-training the run's seeds under each candidate change.
+
+Importing this package imports none of them.
 """

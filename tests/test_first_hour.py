@@ -1,0 +1,76 @@
+"""The small things a new user trips over in the first hour (the CLI's messages, hints and listings)."""
+
+from __future__ import annotations
+
+import os
+import types
+
+import numpy as np
+import pytest
+
+from jaxppo import cli, runner
+from jaxppo.config import configs_dir
+
+
+def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
+    code = cli.main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_training_a_lab_grid_names_the_lab_verb(capsys, tmp_path):
+    grid = os.path.join(configs_dir(), "lab", "seed000.yaml")
+    code, _, err = run_cli(capsys, "train", grid, "--out", str(tmp_path / "run"))
+    assert code == 2 and "is a lab grid" in err and f"jaxppo lab {grid}" in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_seed_without_seeds_is_named_and_ctrl_c_prints_the_real_directory(capsys, tmp_path, monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner, "train_run", interrupted)
+    out = str(tmp_path / "run")
+    code, stdout, err = run_cli(capsys, "train", "--seed", "16", "--out", out,
+                                "--set", "total_timesteps=2048")
+    assert code == 130
+    assert "4 seeds (base seed 16)" in stdout
+    assert "note: --seed 16 sets the base seed; the seed count is 4" in stdout
+    assert f"jaxppo train --resume {out}" in err and "DIR" not in err
+
+
+def test_progress_line_prints_the_iqr_as_a_readable_range():
+    records = types.SimpleNamespace(per_seed={"episode_return": np.array([[-100.0], [-92.4], [-83.3], [-80.0],
+                                                                          [-90.0]])},
+                                    columns=1, eval_records=[], update=1)
+    text = runner._progress_text(records)
+    assert text == "return -90.0 (IQR -92.4 to -83.3)"
+
+
+def test_listing_envs_never_makes_an_env_that_downloads_data(capsys, monkeypatch):
+    from jaxppo.cli import envs
+
+    made = []
+
+    def describe(name):
+        made.append(name)
+        return envs.EnvRow(name, "Discrete(2)", "(4,)", "ppo, dqn", "yes")
+
+    monkeypatch.setattr(envs, "describe", describe)
+    code, out, _ = run_cli(capsys, "envs")
+    assert code == 0 and "MNISTBandit-bsuite" not in made
+    assert "MNISTBandit-bsuite" in out and "downloads MNIST when first made" in out
+    assert "CartPole-v1" in made
+
+
+def test_lab_set_applies_to_every_cell_after_its_variant():
+    from jaxppo import lab
+
+    grid = lab.load_grid("seed000", sets=["total_timesteps=20480", "learning_rate=1e-3"])
+    assert grid.cells and all(c.config.total_timesteps == 20480 and c.config.learning_rate == 1e-3
+                              for c in grid.cells)
+    assert grid.to_dict()["sets"] == ["total_timesteps=20480", "learning_rate=1e-3"]
+    plain = lab.load_grid("seed000")
+    assert "sets" not in plain.to_dict() and plain.cells[0].config.total_timesteps != 20480
+    with pytest.raises(runner.RunInputError, match="--set"):
+        lab.load_grid("seed000", sets=["no_such_field=1"])

@@ -1,4 +1,4 @@
-"""Return estimators over one trajectory: GAE, Monte Carlo, and one-step TD targets.
+"""Return estimators over one trajectory: GAE, Monte Carlo, TD(lambda), n-step and one-step TD targets.
 
 Each function is unbatched: arrays are ``[T]`` in time order, and the caller adds the environment
 axis with ``jax.vmap`` (``in_axes=1`` for ``[T, N]`` rollouts). Backward recursions are
@@ -18,7 +18,8 @@ import chex
 import jax
 import jax.numpy as jnp
 
-__all__ = ["gae_advantages", "monte_carlo_returns", "td_targets", "running_discounted_return", "symlog", "symexp"]
+__all__ = ["gae_advantages", "monte_carlo_returns", "lambda_returns", "n_step_returns", "td_targets",
+           "running_discounted_return", "symlog", "symexp"]
 
 
 def gae_advantages(
@@ -93,6 +94,62 @@ def monte_carlo_returns(
         (r_t, bootstrap_value_t, not_terminated, cut),
         reverse=True,
     )
+    return returns
+
+
+def lambda_returns(
+    r_t: jax.Array,
+    discount_t: jax.Array,
+    bootstrap_value_t: jax.Array,
+    lambda_: float | jax.Array = 1.0,
+) -> jax.Array:
+    """TD(lambda) returns (Sutton and Barto, 2018, section 12.1) for one trajectory.
+
+    G_t = r_t + discount_t * ((1 - lambda) * bootstrap_value_t + lambda * G_{t+1}),
+    G_{T-1} = r_{T-1} + discount_{T-1} * bootstrap_value_{T-1}
+
+    ``discount_t`` is ``gamma`` where the episode continues after step t and 0 where it terminated;
+    ``bootstrap_value_t`` is V(s_{t+1}) (the final observation's value on truncation, see above).
+    Where an episode is truncated or reset at t, pass ``lambda_`` 0 for that step by cutting the
+    trajectory there, or use ``gae_advantages``, whose ``done_t`` does the cut. ``lambda_ = 0`` gives
+    one-step TD targets, ``lambda_ = 1`` Monte Carlo returns bootstrapped at the end. Returns ``[T]``.
+    """
+    chex.assert_rank([r_t, discount_t, bootstrap_value_t], 1)
+    chex.assert_equal_shape([r_t, discount_t, bootstrap_value_t])
+
+    def backward(g_next, inputs):
+        r, discount, value = inputs
+        g = r + discount * ((1.0 - lambda_) * value + lambda_ * g_next)
+        return g, g
+
+    _, returns = jax.lax.scan(backward, bootstrap_value_t[-1], (r_t, discount_t, bootstrap_value_t), reverse=True)
+    return returns
+
+
+def n_step_returns(
+    r_t: jax.Array,
+    discount_t: jax.Array,
+    bootstrap_value_t: jax.Array,
+    n: int,
+) -> jax.Array:
+    """n-step returns for one trajectory: ``n`` rewards, then the bootstrap value (Sutton and Barto 7.1).
+
+    G_t = r_t + d_t r_{t+1} + ... + (d_t ... d_{t+m-2}) r_{t+m-1} + (d_t ... d_{t+m-1}) bootstrap_value_{t+m-1}
+
+    with ``m = min(n, T - t)``: near the end of the trajectory fewer rewards are summed and the last
+    step's bootstrap value closes the sum. Same conventions as ``lambda_returns``; ``n = T`` equals
+    ``lambda_returns`` with ``lambda_ = 1`` and ``n = 1`` the one-step target. Returns ``[T]``.
+    """
+    chex.assert_rank([r_t, discount_t, bootstrap_value_t], 1)
+    chex.assert_equal_shape([r_t, discount_t, bootstrap_value_t])
+    if not isinstance(n, int) or n < 1:
+        raise ValueError(f"n={n!r} must be a positive integer.")
+    length = r_t.shape[0]
+    t = jnp.arange(length)
+    returns = bootstrap_value_t[jnp.minimum(t + n - 1, length - 1)]
+    for k in reversed(range(n)):
+        index = jnp.minimum(t + k, length - 1)
+        returns = jnp.where(t + k < length, r_t[index] + discount_t[index] * returns, returns)
     return returns
 
 

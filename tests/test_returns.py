@@ -5,6 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from jaxppo import returns
 from jaxppo.returns import gae_advantages, monte_carlo_returns, td_targets
 
 
@@ -126,3 +127,65 @@ def test_td_targets_terminal_and_clip():
     np.testing.assert_allclose(got, [2.8, 1.0, 101.8], rtol=1e-6)
     clipped = jax.jit(td_targets)(r, q_next, term, 0.9, 50.0)
     np.testing.assert_allclose(clipped, [2.8, 1.0, 50.0], rtol=1e-6)
+
+
+# TD(lambda) and n-step returns -----------------------------------------------------------------------
+
+def _numpy_n_step(r, d, v, n):
+    """Independent reference: the sum written out, window by window."""
+    T = len(r)
+    out = np.zeros(T)
+    for t in range(T):
+        m = min(n, T - t)
+        total, scale = 0.0, 1.0
+        for k in range(m):
+            total += scale * r[t + k]
+            scale *= d[t + k]
+        out[t] = total + scale * v[t + m - 1]
+    return out
+
+
+def _numpy_lambda(r, d, v, lam):
+    T = len(r)
+    out = np.zeros(T)
+    g = v[-1]
+    for t in reversed(range(T)):
+        g = r[t] + d[t] * ((1 - lam) * v[t] + lam * g)
+        out[t] = g
+    return out
+
+
+@pytest.mark.parametrize("seed, n", [(0, 1), (1, 3), (2, 7), (3, 20)])
+def test_n_step_returns_match_numpy(seed, n):
+    rng = np.random.default_rng(seed)
+    T = 12
+    r, v = rng.normal(size=T), rng.normal(size=T)
+    d = 0.97 * (rng.uniform(size=T) > 0.2)  # some terminations
+    got = jax.jit(lambda r, d, v: returns.n_step_returns(r, d, v, n))(r, d, v)
+    np.testing.assert_allclose(np.asarray(got), _numpy_n_step(r, d, v, n), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("seed, lam", [(0, 0.0), (1, 0.5), (2, 0.95), (3, 1.0)])
+def test_lambda_returns_match_numpy(seed, lam):
+    rng = np.random.default_rng(seed)
+    T = 15
+    r, v = rng.normal(size=T), rng.normal(size=T)
+    d = 0.99 * (rng.uniform(size=T) > 0.2)
+    got = jax.jit(returns.lambda_returns)(r, d, v, lam)
+    np.testing.assert_allclose(np.asarray(got), _numpy_lambda(r, d, v, lam), rtol=1e-5, atol=1e-5)
+
+
+def test_n_step_and_lambda_identities():
+    rng = np.random.default_rng(5)
+    T = 10
+    r, v = rng.normal(size=T).astype(np.float32), rng.normal(size=T).astype(np.float32)
+    d = np.full(T, 0.9, np.float32)
+    # n = T is the lambda = 1 return; n = 1 and lambda = 0 are the one-step target r + d v.
+    np.testing.assert_allclose(returns.n_step_returns(r, d, v, T), returns.lambda_returns(r, d, v, 1.0), rtol=1e-5)
+    np.testing.assert_allclose(returns.n_step_returns(r, d, v, 1), r + d * v, rtol=1e-6)
+    np.testing.assert_allclose(returns.lambda_returns(r, d, v, 0.0), r + d * v, rtol=1e-6)
+    # Hand case: T = 3, n = 2, d = 0.5: G_0 = 1 + 0.5 * 2 + 0.25 * v_1 = 2 + 0.25 * 10.
+    got = returns.n_step_returns(jnp.array([1.0, 2.0, 3.0]), jnp.full(3, 0.5), jnp.array([0.0, 10.0, 20.0]), 2)
+    np.testing.assert_allclose(got, [4.5, 2.0 + 1.5 + 5.0, 3.0 + 10.0], rtol=1e-6)
+    with pytest.raises(ValueError, match="positive integer"):
+        returns.n_step_returns(jnp.zeros(3), jnp.zeros(3), jnp.zeros(3), 0)

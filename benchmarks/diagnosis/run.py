@@ -86,7 +86,11 @@ def main() -> None:
     parser.add_argument("--verify", action="store_true", help="also verify the advice on each failure scenario")
     parser.add_argument("--verify-fraction", type=float, default=1.0)
     parser.add_argument("--output", required=True)
+    parser.add_argument("--rescore", action="store_true", help="recompute --output's summary without training")
     args = parser.parse_args()
+    if args.rescore:
+        rescore(args.output)
+        return
 
     defaults, scenarios = load_scenarios(args.scenarios)
     if args.only:
@@ -153,6 +157,39 @@ def main() -> None:
         print(f"{scenario['name']:<44} {row.get('flagged_failing_seeds', '-')}/{row.get('failing_seeds', '-')} "
               f"flagged, first={row.get('cause_first', '-')}, healthy flagged={row.get('healthy_seeds_flagged', '-')} "
               f"iqm={row['final_return_iqm']:.4g} ({row['wall_s']:.0f} s)", flush=True)
+
+
+def rescore(path: str) -> None:
+    """Recomputes the return-based fields and the summary of a finished JSON from its per-seed data
+    (final returns, health, the healthy references), without training: for files written before a
+    field existed."""
+    import json
+
+    from jaxppo.config import load_config
+
+    with open(path, encoding="utf-8") as handle:
+        out = json.load(handle)
+    defaults, _ = load_scenarios(os.path.join(HERE, "scenarios.yaml"))
+    reference = {r["name"][len("healthy_"):]: r["final_return_iqm"] for r in out["scenarios"]
+                 if r["name"].startswith("healthy_")}
+    for row in out["scenarios"]:
+        env_key = next(key for key, value in defaults.items()
+                       if load_config(value["config"]).env == row["env"] and load_config(value["config"]).algorithm
+                       == row["algorithm"])
+        random = env_facts(load_config(defaults[env_key]["config"])).random_return
+        threshold = random + 0.5 * (reference[env_key] - random)
+        finals = np.array([np.nan if x is None else x for x in row["final_returns"]])
+        failing = ~(np.nan_to_num(finals, nan=-np.inf) >= threshold)
+        healthy = np.asarray(row["healthy"], bool)
+        row["failing_threshold"] = threshold
+        row["passing_seeds"] = int((~failing).sum())
+        row["passing_seeds_flagged"] = int((~failing & ~healthy).sum())
+        if row["kind"] == "healthy":
+            row["healthy_seeds_flagged"] = row["passing_seeds_flagged"]
+            row["failing_seeds_in_healthy_scenario"] = int(failing.sum())
+    out["summary"] = summarize(out["scenarios"])
+    out["rescored_with"] = "python benchmarks/diagnosis/run.py --rescore " + path
+    atomic_write_json(path, out)
 
 
 def summarize(rows: list[dict]) -> dict:

@@ -110,13 +110,15 @@ def value_loss(
     old_prediction: jax.Array,
     target: jax.Array,
     *,
-    kind: str,
-    clipping: str,
-    clip_epsilon: float | jax.Array,
-    clip_floor: float | jax.Array,
-    huber_delta: float | jax.Array,
+    kind: str = "mse",
+    clipping: str = "off",
+    clip_epsilon: float | jax.Array = 0.2,
+    clip_floor: float | jax.Array = 0.0,
+    huber_delta: float | jax.Array = 1.0,
 ) -> tuple[jax.Array, jax.Array]:
     """Mean value loss and the fraction of samples whose prediction moved further than the clip radius.
+
+    The defaults are a plain squared error without clipping; ``PPOConfig`` passes its own fields.
 
     With clipping on, each sample takes the larger of the clipped and unclipped losses (the
     pessimistic bound of PPO2), so clipping can only slow the critic down, never speed it up. The

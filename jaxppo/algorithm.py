@@ -7,7 +7,7 @@ results (the runner relies on this for chunked training and exact resume).
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, NamedTuple, Optional
 
 import jax
 
@@ -25,6 +25,8 @@ class Algorithm(NamedTuple):
       ``config.run.eval_episodes`` fresh environments with the greedy / deterministic policy.
     * ``policy_of(state) -> policy``: the small pytree acting needs (parameters, observation statistics).
     * ``act(policy, obs, key, deterministic) -> action`` for a single observation or a batch.
+    * recurrent policies only (else None): ``initial_memory(batch_shape) -> memory`` and
+      ``act_with_memory(policy, obs, key, memory, reset, deterministic) -> (action, memory)``.
     """
 
     config: Any
@@ -35,3 +37,5 @@ class Algorithm(NamedTuple):
     act: Callable[..., jax.Array]
     env: Any
     env_params: Any
+    initial_memory: Optional[Callable[..., Any]] = None
+    act_with_memory: Optional[Callable[..., Any]] = None

@@ -140,6 +140,9 @@ class PPOConfig:
     num_minibatches: int = static(4)
     hidden_sizes: tuple[int, ...] = static((64, 64))
     activation: str = static("tanh")
+    # Memory: "gru" gives actor and critic a GRU after their first layer (docs/memory.md).
+    memory: str = static("none")  # none | gru
+    memory_size: int = static(128)
     # Modes.
     return_estimator: str = static("gae")  # gae | monte_carlo
     advantage_normalization: str = static("minibatch")  # minibatch | batch | off
@@ -218,6 +221,13 @@ class PPOConfig:
         ):
             raise ValueError(f"hidden_sizes={self.hidden_sizes!r} must be a non-empty list of positive ints.")
         _check_choice("activation", self.activation, _ACTIVATIONS)
+        _check_choice("memory", self.memory, ("none", "gru"))
+        _check_positive_int("memory_size", self.memory_size)
+        if self.memory != "none" and self.num_envs % self.num_minibatches:
+            raise ValueError(
+                f"memory={self.memory!r} trains on whole env sequences, so num_minibatches={self.num_minibatches} "
+                f"must divide num_envs={self.num_envs}; choose num_minibatches that divides {self.num_envs}."
+            )
         _check_choice("return_estimator", self.return_estimator, ("gae", "monte_carlo"))
         _check_choice("advantage_normalization", self.advantage_normalization, ("minibatch", "batch", "off"))
         _check_choice("value_clipping", self.value_clipping, ("off", "absolute", "relative"))

@@ -25,7 +25,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-__all__ = ["activation_fn", "householder_qr", "orthogonal", "MLP", "ACTIVATIONS", "replace_output_layer"]
+__all__ = ["activation_fn", "householder_qr", "orthogonal", "MLP", "ACTIVATIONS", "replace_output_layer",
+           "ResettableGRU", "initial_memory"]
 
 ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "tanh": jnp.tanh,
@@ -116,6 +117,30 @@ class MLP(nn.Module):
             x = act(x)
         return nn.Dense(self.output_size, kernel_init=orthogonal(self.output_scale),
                         bias_init=nn.initializers.zeros)(x)
+
+
+class ResettableGRU(nn.Module):
+    """One GRU step whose memory is zeroed where an episode starts.
+
+    ``memory [..., size]``, ``x [..., features]``, ``reset [...]`` (True where ``x`` is the first
+    observation of an episode) -> ``(new_memory, output)``, both ``[..., size]``. Zeroing *before* the
+    step (PureJaxRL's ``ScannedRNN`` convention) means an episode's first step never sees the previous
+    episode, whether it started at a rollout boundary or at an auto-reset in the middle of one. The
+    recurrent kernel starts orthogonal (``orthogonal``, no LAPACK call: see its docstring).
+    """
+
+    size: int
+
+    @nn.compact
+    def __call__(self, memory: jax.Array, x: jax.Array, reset: jax.Array) -> tuple[jax.Array, jax.Array]:
+        memory = jnp.where(reset[..., None], jnp.zeros_like(memory), memory)
+        cell = nn.GRUCell(features=self.size, recurrent_kernel_init=orthogonal(1.0))
+        return cell(memory, x.astype(jnp.float32))
+
+
+def initial_memory(batch_shape: tuple[int, ...], size: int) -> jax.Array:
+    """Zero memory for a batch of ``batch_shape`` sequences: ``[*batch_shape, size]``."""
+    return jnp.zeros(tuple(batch_shape) + (size,), jnp.float32)
 
 
 def replace_output_layer(params: Any, rewrite: Callable[[dict], dict]) -> Any:

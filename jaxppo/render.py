@@ -66,18 +66,26 @@ def record_episode(algorithm: Any, state: Any, key: jax.Array, max_steps: int) -
     policy = algorithm.policy_of(state)
     reset_key, run_key = jax.random.split(key)
 
+    recurrent = getattr(algorithm, "act_with_memory", None) is not None
+
     @jax.jit
     def play(reset_key: jax.Array, run_key: jax.Array) -> tuple[Any, jax.Array, jax.Array]:
         obs, env_state = env.reset(reset_key, env_params)
+        memory = algorithm.initial_memory(()) if recurrent else None
 
         def step(carry: tuple, step_key: jax.Array) -> tuple[tuple, tuple]:
-            obs, env_state = carry
+            obs, env_state, memory, first = carry
             act_key, env_key = jax.random.split(step_key)
-            action = algorithm.act(policy, obs, act_key, deterministic=True)
+            if recurrent:  # the policy's memory is carried from frame to frame
+                action, memory = algorithm.act_with_memory(policy, obs, act_key, memory, first, deterministic=True)
+            else:
+                action = algorithm.act(policy, obs, act_key, deterministic=True)
             next_obs, next_state, reward, terminated, truncated, _ = env.step(env_key, env_state, action, env_params)
-            return (next_obs, next_state), (env_state, reward, jnp.logical_or(terminated, truncated))
+            done = jnp.logical_or(terminated, truncated)
+            return (next_obs, next_state, memory, done), (env_state, reward, done)
 
-        _, (states, rewards, done) = jax.lax.scan(step, (obs, env_state), jax.random.split(run_key, max_steps))
+        carry = (obs, env_state, memory, jnp.ones((), bool))
+        _, (states, rewards, done) = jax.lax.scan(step, carry, jax.random.split(run_key, max_steps))
         return states, rewards, done
 
     states, rewards, done = jax.device_get(play(reset_key, run_key))

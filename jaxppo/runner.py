@@ -1076,6 +1076,10 @@ def load_policy(run_dir: str, seed_index: int = 0, env: Any = None, env_params: 
 
     ``obs`` is one observation or a batch with a leading axis; ``key`` is only needed by policies that
     sample, and defaults to a fixed key. Loads the latest checkpoint of ``run_dir``.
+
+    A recurrent policy (``memory: gru``) acts from its memory: ``act(obs, key=None, memory=None,
+    reset=None) -> (action, memory)``; ``memory=None`` starts an episode, then pass back the memory it
+    returned (``reset`` True where an observation starts a new episode).
     """
     loaded = load_run_state(run_dir, env=env, env_params=env_params)
     num_seeds = Lanes.of_run(loaded.run_info).num_lanes  # in a sweep, lane g * seeds + s
@@ -1084,21 +1088,33 @@ def load_policy(run_dir: str, seed_index: int = 0, env: Any = None, env_params: 
     state = jax.tree.map(lambda x: x[seed_index], loaded.state)
     policy = loaded.algorithm.policy_of(state)
     act_fn = loaded.algorithm.act
+    with_memory = loaded.algorithm.act_with_memory
 
     @jax.jit
     def act_jit(obs: jax.Array, key: jax.Array) -> jax.Array:
         return act_fn(policy, obs, key, deterministic=True)
 
+    @jax.jit
+    def act_memory_jit(obs: jax.Array, key: jax.Array, memory: jax.Array, reset: jax.Array) -> tuple:
+        return with_memory(policy, obs, key, memory, reset, deterministic=True)
+
     expected = tuple(loaded.algorithm.env.observation_space(loaded.algorithm.env_params).shape)
 
-    def act(obs: Any, key: Optional[jax.Array] = None) -> jax.Array:
+    def act(obs: Any, key: Optional[jax.Array] = None, memory: Any = None, reset: Any = None) -> Any:
         obs = jnp.asarray(obs)
         one = obs.shape == expected
         batch = obs.ndim == len(expected) + 1 and obs.shape[1:] == expected
         if not (one or batch):
             raise RunInputError(f"observation of shape {obs.shape} given to the policy of {run_dir!r}, which expects "
                              f"one observation of shape {expected} or a batch of shape (N, {', '.join(map(str, expected))}).")
-        return act_jit(obs, jax.random.PRNGKey(0) if key is None else key)
+        key = jax.random.PRNGKey(0) if key is None else key
+        if with_memory is None:
+            return act_jit(obs, key)
+        batch_shape = obs.shape[:1] if batch else ()
+        if memory is None:
+            memory, reset = loaded.algorithm.initial_memory(batch_shape), jnp.ones(batch_shape, bool)
+        reset = jnp.zeros(batch_shape, bool) if reset is None else jnp.asarray(reset, bool)
+        return act_memory_jit(obs, key, memory, reset)
 
     act.__doc__ = f"Deterministic action of seed {seed_index} of {run_dir} (update {loaded.update})."
     return act

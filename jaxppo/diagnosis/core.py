@@ -104,6 +104,16 @@ ENV_FACTS: dict[str, EnvFacts] = {
     # return's variance: a critic at the mean (explained variance ~0) is the best there is, and a
     # learning PPO run shows value_loss_stuck's signature on every seed (16/16 at reward scales 1e-3,
     # 1 and 1e3 with held-out F1 ~0.70). That detector is therefore off for this env.
+    # Memory tasks. Hiding the velocities changes nothing for a random policy, so the random returns
+    # and solved levels are CartPole's and Pendulum's. MemoryChain (bsuite, memory_length 5): the reward
+    # is +1 or -1 at the episode's end for recalling the first observation's context, 0 in expectation
+    # for a random policy; 0.9 is a policy that recalls it on 95% of episodes.
+    "CartPole-NoVelocity-v1": EnvFacts(random_return=21.1, solved_return=475.0, reward_low=0.0, reward_high=1.0,
+                                       discrete=True),
+    "Pendulum-NoVelocity-v1": EnvFacts(random_return=-1193.8, solved_return=-400.0, reward_low=-16.2736,
+                                       reward_high=0.0, discrete=False),
+    "MemoryChain-bsuite": EnvFacts(random_return=0.0, solved_return=0.9, reward_low=-1.0, reward_high=1.0,
+                                   discrete=True),
     "IntrusionDetection-v0": EnvFacts(random_return=-681906.25, solved_return=None, reward_low=-10000.0,
                                       reward_high=5000.0, discrete=True, observations_predict_return=False),
 }

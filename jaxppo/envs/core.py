@@ -12,11 +12,28 @@ from jaxppo.envs.wrappers import scale_rewards
 __all__ = ["ActionSpec", "action_spec", "known_env_names", "make_env", "observation_shape", "resolve_env"]
 
 
+def _without_velocities(name: str, keep: tuple[int, ...]) -> Callable[[], Any]:
+    def make() -> Any:
+        import gymnax
+
+        from jaxppo.envs.wrappers import MaskedObservation
+
+        env, _ = gymnax.make(name)
+        return MaskedObservation(env, keep)
+
+    return make
+
+
 def _own_envs() -> dict[str, Callable[[], Any]]:
     """Environments this package ships, by name, next to gymnax's (imported lazily)."""
     from jaxppo.envs.intrusion_detection import IntrusionDetection
 
-    return {"IntrusionDetection-v0": IntrusionDetection}
+    return {
+        "IntrusionDetection-v0": IntrusionDetection,
+        # Memory tasks: the velocities hidden, so a policy must infer them from past observations.
+        "CartPole-NoVelocity-v1": _without_velocities("CartPole-v1", (0, 2)),  # cart position, pole angle
+        "Pendulum-NoVelocity-v1": _without_velocities("Pendulum-v1", (0, 1)),  # cos and sin of the angle
+    }
 
 
 def known_env_names() -> list[str]:

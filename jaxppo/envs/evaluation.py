@@ -15,32 +15,41 @@ def max_episode_steps(env_params: Any) -> int:
     return int(getattr(env_params, "max_steps_in_episode", 1000))
 
 
-def greedy_episodes(env: Any, env_params: Any, act_fn: Callable[[jax.Array, jax.Array], jax.Array],
-                    key: jax.Array, num_episodes: int) -> dict[str, jax.Array]:
+def greedy_episodes(env: Any, env_params: Any, act_fn: Callable[..., Any], key: jax.Array, num_episodes: int,
+                    memory: Any = None) -> dict[str, jax.Array]:
     """Runs ``act_fn(obs_batch, key) -> actions`` on ``num_episodes`` fresh envs for the time limit.
 
     Only each env's first episode counts (rewards after its first termination or truncation are
     masked, since gymnax auto-resets). Returns ``{"eval_return": [E], "eval_length": [E]}``, plus the
     scalars of the env's own ``held_out_evaluation(act_fn, key, env_params)`` when it defines one
     (``IntrusionDetection-v0``: confusion counts and F1 on its held-out split).
+
+    With ``memory`` (a recurrent policy's initial memory, leaves ``[E, ...]``) ``act_fn`` is
+    ``(obs, key, memory, reset) -> (actions, memory)``, ``reset`` True on each env's first step and
+    after every auto-reset.
     """
-    held_out = getattr(env, "held_out_evaluation", None)
+    recurrent = memory is not None
+    held_out = None if recurrent else getattr(env, "held_out_evaluation", None)
     extra = held_out(act_fn, jax.random.fold_in(key, 1), env_params) if held_out is not None else {}
     reset_key, run_key = jax.random.split(key)
     obs, env_state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(reset_key, num_episodes), env_params)
 
     def step(carry, step_key):
-        obs, env_state, total, length, running = carry
-        action = act_fn(obs, step_key)
+        obs, env_state, total, length, running, memory, reset = carry
+        if recurrent:
+            action, memory = act_fn(obs, step_key, memory, reset)
+        else:
+            action = act_fn(obs, step_key)
         obs, env_state, reward, terminated, truncated, _ = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
             jax.random.split(step_key, num_episodes), env_state, action, env_params)
+        done = jnp.logical_or(terminated, truncated)
         total = total + running * reward.astype(jnp.float32)
         length = length + running.astype(jnp.int32)
-        running = running * (1.0 - jnp.logical_or(terminated, truncated).astype(jnp.float32))
-        return (obs, env_state, total, length, running), None
+        running = running * (1.0 - done.astype(jnp.float32))
+        return (obs, env_state, total, length, running, memory, done), None
 
     init = (obs, env_state, jnp.zeros((num_episodes,), jnp.float32), jnp.zeros((num_episodes,), jnp.int32),
-            jnp.ones((num_episodes,), jnp.float32))
+            jnp.ones((num_episodes,), jnp.float32), memory, jnp.ones((num_episodes,), bool))
     steps = jax.random.split(run_key, max_episode_steps(env_params))
-    (_, _, total, length, _), _ = jax.lax.scan(step, init, steps)
+    (_, _, total, length, _, _, _), _ = jax.lax.scan(step, init, steps)
     return {"eval_return": total, "eval_length": length, **extra}

@@ -6,7 +6,7 @@ from typing import Any
 
 import jax
 
-__all__ = ["ScaledReward", "scale_rewards"]
+__all__ = ["ScaledReward", "scale_rewards", "MaskedObservation"]
 
 
 class ScaledReward:
@@ -70,3 +70,47 @@ def scale_rewards(env: Any, scale: Any) -> Any:
     if isinstance(scale, (int, float)) and not isinstance(scale, bool) and scale == 1:
         return env
     return ScaledReward(env, scale)
+
+
+class MaskedObservation:
+    """Keeps only the observation entries at ``keep`` (a tuple of indices into the flat observation):
+    a partially observed version of any gymnax env, e.g. CartPole or Pendulum without velocities.
+
+    It is a wrapper of the ordinary kind: ``reset`` and ``step`` call the wrapped env's and cut the
+    observation (``info["final_observation"]`` too), so jaxppo steps it through its own ``step``.
+    """
+
+    def __init__(self, env: Any, keep: tuple[int, ...]):
+        import numpy as np
+
+        self._env = env
+        self.keep = tuple(int(i) for i in keep)
+        self._index = np.asarray(self.keep, np.int32)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._env, name)
+
+    def _cut(self, obs: Any) -> Any:
+        return obs.reshape(-1)[self._index]  # one env's observation (the rollout vmaps over envs)
+
+    def reset(self, key: jax.Array, params: Any = None) -> tuple[Any, Any]:
+        obs, state = self._env.reset(key, params)
+        return self._cut(obs), state
+
+    def step(self, key: jax.Array, state: Any, action: Any, params: Any = None
+             ) -> tuple[Any, Any, jax.Array, jax.Array, jax.Array, dict]:
+        obs, state, reward, terminated, truncated, info = self._env.step(key, state, action, params)
+        if "final_observation" in info:
+            info = {**info, "final_observation": self._cut(info["final_observation"])}
+        return self._cut(obs), state, reward, terminated, truncated, info
+
+    def observation_space(self, params: Any = None) -> Any:
+        from gymnax.environments import spaces
+
+        inner = self._env.observation_space(params)
+        low = jax.numpy.broadcast_to(jax.numpy.asarray(inner.low, jax.numpy.float32), inner.shape).reshape(-1)
+        high = jax.numpy.broadcast_to(jax.numpy.asarray(inner.high, jax.numpy.float32), inner.shape).reshape(-1)
+        return spaces.Box(low[self._index], high[self._index], (len(self.keep),), jax.numpy.float32)
+
+    def action_space(self, params: Any = None) -> Any:
+        return self._env.action_space(params)

@@ -16,12 +16,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxppo import running_stats as rs
-from jaxppo.networks import MLP, activation_fn, replace_output_layer
+from jaxppo.networks import MLP, ResettableGRU, activation_fn, orthogonal, replace_output_layer
 
 __all__ = [
     "MLP",
     "Actor",
     "Critic",
+    "RecurrentActor",
+    "RecurrentCritic",
     "rescale_critic_head",
     "PolicyOutput",
     "sample_action",
@@ -72,6 +74,65 @@ class Critic(nn.Module):
     @nn.compact
     def __call__(self, obs: jax.Array) -> jax.Array:
         return MLP(self.hidden_sizes, self.activation, 1, self.head_scale, self.obs_ndim)(obs)[..., 0]
+
+
+class _RecurrentTorso(nn.Module):
+    """Observation -> dense embedding -> ``ResettableGRU``: the memory both recurrent heads sit on."""
+
+    embed_size: int
+    activation: str
+    memory_size: int
+    obs_ndim: int = 1
+
+    @nn.compact
+    def __call__(self, memory: jax.Array, obs: jax.Array, reset: jax.Array) -> tuple[jax.Array, jax.Array]:
+        x = obs.reshape(obs.shape[: obs.ndim - self.obs_ndim] + (-1,)).astype(jnp.float32)
+        x = nn.Dense(self.embed_size, kernel_init=orthogonal(np.sqrt(2.0)), bias_init=nn.initializers.zeros)(x)
+        return ResettableGRU(self.memory_size)(memory, activation_fn(self.activation)(x), reset)
+
+
+class RecurrentActor(nn.Module):
+    """Policy with memory: ``(memory, obs, reset) -> (memory, PolicyOutput)`` for one step of a batch.
+
+    A dense embedding of ``hidden_sizes[0]`` units, a GRU of ``memory_size``, then an MLP head with the
+    rest of ``hidden_sizes`` (PureJaxRL's PPO-RNN shape, with separate actor and critic memories).
+    """
+
+    hidden_sizes: Sequence[int]
+    activation: str
+    num_actions: int
+    discrete: bool
+    memory_size: int
+    log_std_init: float = 0.0
+    obs_ndim: int = 1
+
+    @nn.compact
+    def __call__(self, memory: jax.Array, obs: jax.Array, reset: jax.Array) -> tuple[jax.Array, PolicyOutput]:
+        memory, features = _RecurrentTorso(self.hidden_sizes[0], self.activation, self.memory_size,
+                                           self.obs_ndim)(memory, obs, reset)
+        loc = MLP(tuple(self.hidden_sizes[1:]), self.activation, self.num_actions, 0.01)(features)
+        if self.discrete:
+            return memory, PolicyOutput(loc=loc, log_std=None)
+        log_std = self.param("log_std", nn.initializers.constant(self.log_std_init), (self.num_actions,))
+        return memory, PolicyOutput(loc=loc, log_std=log_std)
+
+
+class RecurrentCritic(nn.Module):
+    """Value with memory: ``(memory, obs, reset) -> (memory, value)``. Its head is the module's one
+    ``MLP``, so ``rescale_critic_head`` (PopArt) rescales it as it does the feed-forward critic's."""
+
+    hidden_sizes: Sequence[int]
+    activation: str
+    memory_size: int
+    obs_ndim: int = 1
+    head_scale: float = 1.0
+
+    @nn.compact
+    def __call__(self, memory: jax.Array, obs: jax.Array, reset: jax.Array) -> tuple[jax.Array, jax.Array]:
+        memory, features = _RecurrentTorso(self.hidden_sizes[0], self.activation, self.memory_size,
+                                           self.obs_ndim)(memory, obs, reset)
+        value = MLP(tuple(self.hidden_sizes[1:]), self.activation, 1, self.head_scale)(features)[..., 0]
+        return memory, value
 
 
 def rescale_critic_head(critic_params: Any, old: rs.RunningStats, new: rs.RunningStats,

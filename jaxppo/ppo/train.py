@@ -32,7 +32,7 @@ seeds to ``value_clip_saturated`` on 64/64 (``docs/stability.md``, lab grid ``se
 from __future__ import annotations
 
 import functools
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Optional
 
 import chex
 import jax
@@ -58,10 +58,13 @@ from jaxppo.envs import (
     track_episodes,
 )
 from jaxppo.ppo import losses
+from jaxppo.networks import initial_memory
 from jaxppo.ppo.networks import (
     Actor,
     Critic,
     PolicyOutput,
+    RecurrentActor,
+    RecurrentCritic,
     action_noise,
     entropy,
     log_prob,
@@ -94,6 +97,9 @@ __all__ = [
     "run_updates",
     "evaluate",
     "act",
+    "act_with_memory",
+    "initial_policy_memory",
+    "critic_sequence",
     "make_algorithm",
 ]
 
@@ -109,6 +115,10 @@ class PPOContext(NamedTuple):
     optimizer: optax.GradientTransformation
     spec: ActionSpec
     obs_shape: tuple[int, ...]
+
+    @property
+    def recurrent(self) -> bool:
+        return self.config.memory != "none"
 
 
 @struct.dataclass
@@ -128,6 +138,9 @@ class PPOState:
     last_episode_length: jax.Array
     key: jax.Array
     update_step: jax.Array
+    # With memory="gru": {"actor": [N, H], "critic": [N, H], "first": [N] bool (the next observation starts an
+    # episode)}; {} (no leaves) for feed-forward networks.
+    memory: dict = struct.field(default_factory=dict)
 
 
 @struct.dataclass
@@ -152,10 +165,12 @@ class Transition(NamedTuple):
     finished_return: jax.Array
     finished_length: jax.Array
     counters: dict  # the env's info["counters"] (confusion counts for IntrusionDetection-v0), else {}
+    reset: jax.Array  # obs starts an episode: a recurrent network zeroes its memory before reading it
 
 
 class Batch(NamedTuple):
-    """Flat training data, ``[batch_size, ...]``: what a minibatch gradient step reads."""
+    """Training data: flat ``[batch_size, ...]`` for feed-forward networks; whole env sequences
+    ``[num_steps, num_envs, ...]`` with the memories they started from for recurrent ones."""
 
     obs: jax.Array
     action: jax.Array
@@ -163,6 +178,9 @@ class Batch(NamedTuple):
     advantage: jax.Array
     target: jax.Array  # value target in critic units
     old_value: jax.Array  # critic output at rollout time, in critic units of the new statistics
+    reset: Optional[jax.Array] = None  # [T, N]: recurrent only
+    actor_memory: Optional[jax.Array] = None  # [N, H]: the actor's memory at the rollout's start
+    critic_memory: Optional[jax.Array] = None  # [N, H]: the critic's
 
 
 # Construction ------------------------------------------------------------------------------------
@@ -172,9 +190,15 @@ def make_context(config: PPOConfig, env: Any = None, env_params: Any = None) -> 
     spec = action_spec(env, env_params)
     obs_shape = observation_shape(env, env_params)
     obs_ndim = max(len(obs_shape), 1)
-    actor = Actor(config.hidden_sizes, config.activation, spec.num_actions, spec.discrete,
-                  config.log_std_init, obs_ndim)
-    critic = Critic(config.hidden_sizes, config.activation, obs_ndim, config.value_head_init_scale)
+    if config.memory == "none":
+        actor = Actor(config.hidden_sizes, config.activation, spec.num_actions, spec.discrete,
+                      config.log_std_init, obs_ndim)
+        critic = Critic(config.hidden_sizes, config.activation, obs_ndim, config.value_head_init_scale)
+    else:
+        actor = RecurrentActor(config.hidden_sizes, config.activation, spec.num_actions, spec.discrete,
+                               config.memory_size, config.log_std_init, obs_ndim)
+        critic = RecurrentCritic(config.hidden_sizes, config.activation, config.memory_size, obs_ndim,
+                                 config.value_head_init_scale)
     # Constant rates here; anneal_lr scales each update's step by learning_rate_fraction instead.
     optimizer = make_optimizer(config.learning_rate, max_grad_norm=config.max_grad_norm, adam_eps=config.adam_eps,
                                critic_learning_rate=config.critic_learning_rate)
@@ -191,7 +215,15 @@ def init_state(ctx: PPOContext, key: jax.Array) -> PPOState:
     cfg = ctx.config
     key, actor_key, critic_key, env_key = jax.random.split(key, 4)
     dummy = jnp.zeros((1,) + ctx.obs_shape, jnp.float32)
-    params = {"actor": ctx.actor.init(actor_key, dummy), "critic": ctx.critic.init(critic_key, dummy)}
+    memory: dict = {}
+    if ctx.recurrent:
+        inputs = (initial_memory((1,), cfg.memory_size), dummy, jnp.ones((1,), bool))
+        params = {"actor": ctx.actor.init(actor_key, *inputs), "critic": ctx.critic.init(critic_key, *inputs)}
+        memory = {"actor": initial_memory((cfg.num_envs,), cfg.memory_size),
+                  "critic": initial_memory((cfg.num_envs,), cfg.memory_size),
+                  "first": jnp.ones((cfg.num_envs,), bool)}
+    else:
+        params = {"actor": ctx.actor.init(actor_key, dummy), "critic": ctx.critic.init(critic_key, dummy)}
     obs, env_state = _reset_envs(ctx, env_key, cfg.num_envs)
     return PPOState(
         params=params,
@@ -207,6 +239,7 @@ def init_state(ctx: PPOContext, key: jax.Array) -> PPOState:
         last_episode_length=jnp.zeros((), jnp.float32),
         key=key,
         update_step=jnp.zeros((), jnp.int32),
+        memory=memory,
     )
 
 
@@ -277,7 +310,13 @@ def rollout_step(ctx: PPOContext, state: PPOState, noise: RolloutNoise) -> tuple
     if cfg.observation_normalization:
         obs_stats = rs.update(obs_stats, state.obs.astype(jnp.float32))
     obs = _normalize_obs(ctx, obs_stats, state.obs)
-    policy = ctx.actor.apply(state.params["actor"], obs)
+    memory = state.memory
+    if ctx.recurrent:
+        reset = memory["first"]
+        actor_memory, policy = ctx.actor.apply(state.params["actor"], memory["actor"], obs, reset)
+    else:
+        reset = jnp.zeros((cfg.num_envs,), bool)
+        policy = ctx.actor.apply(state.params["actor"], obs)
     action = sample_action_with_noise(policy, noise.action)
     next_obs, env_state, reward, terminated, truncated, info = step_envs(
         ctx.env, ctx.env_params, state.env_state, _env_action(ctx, action), noise.env)
@@ -297,13 +336,17 @@ def rollout_step(ctx: PPOContext, state: PPOState, noise: RolloutNoise) -> tuple
         finished_return=finished_return,
         finished_length=finished_length,
         counters=step_counters(info),
+        reset=reset,
     )
+    if ctx.recurrent:
+        memory = {**memory, "actor": actor_memory, "first": done}
     new_state = state.replace(
         env_state=env_state,
         obs=next_obs,
         tracker=tracker,
         discounted_return=carried_discounted,
         obs_stats=obs_stats,
+        memory=memory,
     )
     return new_state, transition
 
@@ -327,14 +370,43 @@ class ReturnEstimate(NamedTuple):
     reward_stats: rs.RunningStats
     return_stats: rs.RunningStats
     reward_scale: jax.Array  # multiply returns by this to read them in raw reward units
+    critic_memory: Any = None  # recurrent: the critic's memory after the rollout's last observation
 
 
-def estimate_returns(ctx: PPOContext, state: PPOState, trajectory: Transition) -> ReturnEstimate:
-    """Critic values, reward scaling, GAE or Monte Carlo returns, and updated return statistics."""
+def critic_sequence(ctx: PPOContext, critic_params: Any, memory: jax.Array, obs: jax.Array, reset: jax.Array,
+                    final_obs: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """A recurrent critic over a rollout ``[T, N, ...]`` from ``memory`` ``[N, H]``.
+
+    Returns ``(values [T, N], bootstrap [T, N], memory [N, H])``: ``values[t]`` reads ``obs[t]`` (memory
+    zeroed first where ``reset[t]``); ``bootstrap[t]`` reads ``final_obs[t]``, the observation after step
+    t in the same episode, from the memory that ``obs[t]`` left, so a truncated episode bootstraps from
+    the value the critic gives its true last state.
+    """
+    def step(memory: jax.Array, inputs: tuple) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
+        obs_t, reset_t, final_t = inputs
+        memory, value = ctx.critic.apply(critic_params, memory, obs_t, reset_t)
+        _, bootstrap = ctx.critic.apply(critic_params, memory, final_t, jnp.zeros_like(reset_t))
+        return memory, (value, bootstrap)
+
+    memory, (values, bootstrap) = jax.lax.scan(step, memory, (obs, reset, final_obs))
+    return values, bootstrap, memory
+
+
+def estimate_returns(ctx: PPOContext, state: PPOState, trajectory: Transition,
+                     critic_memory: Any = None) -> ReturnEstimate:
+    """Critic values, reward scaling, GAE or Monte Carlo returns, and updated return statistics.
+
+    ``critic_memory``: with a recurrent critic, its memory at the rollout's start ``[N, H]``.
+    """
     cfg = ctx.config
     critic_params = state.params["critic"]
-    critic_values = ctx.critic.apply(critic_params, trajectory.obs)
-    bootstrap_critic = ctx.critic.apply(critic_params, trajectory.final_obs)
+    final_memory = None
+    if ctx.recurrent:
+        critic_values, bootstrap_critic, final_memory = critic_sequence(
+            ctx, critic_params, critic_memory, trajectory.obs, trajectory.reset, trajectory.final_obs)
+    else:
+        critic_values = ctx.critic.apply(critic_params, trajectory.obs)
+        bootstrap_critic = ctx.critic.apply(critic_params, trajectory.final_obs)
     values = critic_to_return(cfg, state.return_stats, critic_values)
     bootstrap = critic_to_return(cfg, state.return_stats, bootstrap_critic)
     # Where an episode goes on, the next state's value is the value the next step is compared with:
@@ -384,7 +456,7 @@ def estimate_returns(ctx: PPOContext, state: PPOState, trajectory: Transition) -
         clip_centres = rs.renormalize(state.return_stats, return_stats, critic_values, cfg.return_scale)
         critic_params = rescale_critic_head(critic_params, state.return_stats, return_stats, cfg.return_scale)
     return ReturnEstimate(advantages, returns, values, clip_centres, targets, critic_params, reward_stats,
-                          return_stats, reward_scale)
+                          return_stats, reward_scale, final_memory)
 
 
 # Learning ------------------------------------------------------------------------------------
@@ -424,16 +496,50 @@ class MinibatchMetrics(NamedTuple):
     grad_clip_ratio: jax.Array
 
 
+def _actor_forward(ctx: PPOContext, actor_params: Any, minibatch: Batch) -> PolicyOutput:
+    """The policy at every sample of ``minibatch``, flat ``[B, ...]``; a recurrent actor replays each env
+    sequence from the memory it started the rollout with, so before any step it reproduces the rollout."""
+    if not ctx.recurrent:
+        return ctx.actor.apply(actor_params, minibatch.obs)
+
+    def step(memory: jax.Array, inputs: tuple) -> tuple[jax.Array, PolicyOutput]:
+        return ctx.actor.apply(actor_params, memory, *inputs)
+
+    _, policy = jax.lax.scan(step, minibatch.actor_memory, (minibatch.obs, minibatch.reset))
+    log_std = None if policy.log_std is None else policy.log_std[0]  # one state-independent vector
+    return PolicyOutput(loc=_flatten_time_env(policy.loc), log_std=log_std)
+
+
+def _critic_forward(ctx: PPOContext, critic_params: Any, minibatch: Batch) -> jax.Array:
+    if not ctx.recurrent:
+        return ctx.critic.apply(critic_params, minibatch.obs)
+
+    def step(memory: jax.Array, inputs: tuple) -> tuple[jax.Array, jax.Array]:
+        return ctx.critic.apply(critic_params, memory, *inputs)
+
+    _, values = jax.lax.scan(step, minibatch.critic_memory, (minibatch.obs, minibatch.reset))
+    return _flatten_time_env(values)
+
+
+def _flat_targets(ctx: PPOContext, minibatch: Batch) -> Batch:
+    """The per-sample fields flat ``[B]`` (recurrent minibatches hold ``[T, B/T]`` sequences)."""
+    if not ctx.recurrent:
+        return minibatch
+    return minibatch._replace(**{name: _flatten_time_env(getattr(minibatch, name))
+                                 for name in ("action", "log_prob", "advantage", "target", "old_value")})
+
+
 def ppo_loss(params: dict, ctx: PPOContext, minibatch: Batch) -> tuple[jax.Array, dict[str, jax.Array]]:
     """Clipped surrogate + ``value_loss_coef`` * value loss - ``entropy_coef`` * entropy."""
     cfg = ctx.config
-    policy = ctx.actor.apply(params["actor"], minibatch.obs)
+    policy = _actor_forward(ctx, params["actor"], minibatch)
+    prediction = _critic_forward(ctx, params["critic"], minibatch)
+    minibatch = _flat_targets(ctx, minibatch)
     new_log_prob = log_prob(policy, minibatch.action)
     advantages = minibatch.advantage
     if cfg.advantage_normalization == "minibatch":
         advantages = losses.normalize_advantages(advantages, cfg.advantage_std_floor)
     policy_parts = losses.clipped_policy_loss(new_log_prob, minibatch.log_prob, advantages, cfg.clip_epsilon)
-    prediction = ctx.critic.apply(params["critic"], minibatch.obs)
     value_loss, value_clip_fraction = losses.value_loss(
         prediction, minibatch.old_value, minibatch.target,
         kind=cfg.value_loss, clipping=cfg.value_clipping, clip_epsilon=cfg.value_clip_epsilon,
@@ -454,8 +560,9 @@ def ppo_loss(params: dict, ctx: PPOContext, minibatch: Batch) -> tuple[jax.Array
 
 
 def _kl_after_update(ctx: PPOContext, actor_params: Any, minibatch: Batch) -> jax.Array:
-    policy = ctx.actor.apply(actor_params, minibatch.obs)
-    return diagnostics.approx_kl(log_prob(policy, minibatch.action) - minibatch.log_prob)
+    policy = _actor_forward(ctx, actor_params, minibatch)
+    flat = _flat_targets(ctx, minibatch)
+    return diagnostics.approx_kl(log_prob(policy, flat.action) - flat.log_prob)
 
 
 def _learn_on_minibatch(ctx: PPOContext, learner: LearnerState, minibatch: Batch
@@ -491,9 +598,21 @@ def minibatch_update(ctx: PPOContext, learner: LearnerState, minibatch: Batch
 
 def epoch_update(ctx: PPOContext, batch: Batch, learner: LearnerState, permutation: jax.Array
                  ) -> tuple[LearnerState, MinibatchMetrics]:
-    """Reorders the batch by ``permutation`` (``[batch_size]``), splits it into ``num_minibatches`` and
-    scans ``minibatch_update`` over them."""
+    """Reorders the batch by ``permutation`` (``[batch_size]``; recurrent: ``[num_envs]``, whole env
+    sequences), splits it into ``num_minibatches`` and scans ``minibatch_update`` over them."""
     cfg = ctx.config
+    if ctx.recurrent:
+        per_minibatch = cfg.num_envs // cfg.num_minibatches
+
+        def split(x: jax.Array, env_axis: int) -> jax.Array:
+            x = jnp.take(x, permutation, axis=env_axis)
+            shape = x.shape[:env_axis] + (cfg.num_minibatches, per_minibatch) + x.shape[env_axis + 1:]
+            return jnp.moveaxis(x.reshape(shape), env_axis, 0)
+
+        sequences = batch._replace(actor_memory=None, critic_memory=None)
+        minibatches = jax.tree.map(lambda x: split(x, 1), sequences)._replace(
+            actor_memory=split(batch.actor_memory, 0), critic_memory=split(batch.critic_memory, 0))
+        return jax.lax.scan(functools.partial(minibatch_update, ctx), learner, minibatches)
     minibatches = jax.tree.map(
         lambda x: jnp.take(x, permutation, axis=0).reshape((cfg.num_minibatches, cfg.minibatch_size) + x.shape[1:]),
         batch,
@@ -512,27 +631,39 @@ def _weighted_mean(values: jax.Array, weights: jax.Array) -> jax.Array:
 def train_step(ctx: PPOContext, state: PPOState, _: Any = None) -> tuple[PPOState, dict[str, jax.Array]]:
     """One update: ``num_steps`` of rollout, return estimation, then up to ``num_epochs`` epochs."""
     cfg = ctx.config
+    start_memory = state.memory
     state, trajectory = rollout(ctx, state)
     chex.assert_shape(trajectory.reward, (cfg.num_steps, cfg.num_envs))
-    estimate = estimate_returns(ctx, state, trajectory)
+    estimate = estimate_returns(ctx, state, trajectory, start_memory.get("critic"))
 
-    advantages = _flatten_time_env(estimate.advantages)
-    if cfg.advantage_normalization == "batch":
-        advantages = losses.normalize_advantages(advantages, cfg.advantage_std_floor)
-    batch = Batch(
-        obs=_flatten_time_env(trajectory.obs),
-        action=_flatten_time_env(trajectory.action),
-        log_prob=_flatten_time_env(trajectory.log_prob),
-        advantage=advantages,
-        target=_flatten_time_env(estimate.targets),
-        old_value=_flatten_time_env(estimate.clip_centres),
-    )
+    if ctx.recurrent:
+        # Whole env sequences [T, N, ...], each with the memories it started the rollout from.
+        advantages = estimate.advantages
+        if cfg.advantage_normalization == "batch":
+            advantages = losses.normalize_advantages(advantages.reshape(-1), cfg.advantage_std_floor
+                                                     ).reshape(advantages.shape)
+        batch = Batch(obs=trajectory.obs, action=trajectory.action, log_prob=trajectory.log_prob,
+                      advantage=advantages, target=estimate.targets, old_value=estimate.clip_centres,
+                      reset=trajectory.reset, actor_memory=start_memory["actor"],
+                      critic_memory=start_memory["critic"])
+    else:
+        advantages = _flatten_time_env(estimate.advantages)
+        if cfg.advantage_normalization == "batch":
+            advantages = losses.normalize_advantages(advantages, cfg.advantage_std_floor)
+        batch = Batch(
+            obs=_flatten_time_env(trajectory.obs),
+            action=_flatten_time_env(trajectory.action),
+            log_prob=_flatten_time_env(trajectory.log_prob),
+            advantage=advantages,
+            target=_flatten_time_env(estimate.targets),
+            old_value=_flatten_time_env(estimate.clip_centres),
+        )
     key, epochs_key = jax.random.split(state.key)
     params = {**state.params, "critic": estimate.critic_params}
     rate_fraction = learning_rate_fraction(cfg, state.update_step)
     learner = LearnerState(params, state.opt_state, jnp.zeros((), bool), rate_fraction)
     # Every epoch's shuffle drawn at once, outside the epochs' loop.
-    permutations = shuffle.permutations(epochs_key, cfg.num_epochs, cfg.batch_size)
+    permutations = shuffle.permutations(epochs_key, cfg.num_epochs, cfg.num_envs if ctx.recurrent else cfg.batch_size)
     learner, per_minibatch = jax.lax.scan(functools.partial(epoch_update, ctx, batch), learner, permutations)
 
     episode_return, episode_length, episodes_completed = finished_episode_means(
@@ -580,6 +711,7 @@ def train_step(ctx: PPOContext, state: PPOState, _: Any = None) -> tuple[PPOStat
         last_episode_length=episode_length,
         key=key,
         update_step=state.update_step + 1,
+        memory={**state.memory, "critic": estimate.critic_memory} if ctx.recurrent else state.memory,
     )
     return new_state, metrics
 
@@ -598,17 +730,40 @@ def policy_of(state: PPOState) -> PPOPolicy:
 def act(ctx: PPOContext, policy: PPOPolicy, obs: jax.Array, key: jax.Array,
         deterministic: bool = True) -> jax.Array:
     """The env-ready action (clipped for continuous spaces) for one observation or a batch."""
+    if ctx.recurrent:
+        raise ValueError(f"memory={ctx.config.memory!r}: a recurrent policy acts from its memory; use "
+                         "act_with_memory(policy, obs, key, memory, reset) with initial_memory(batch_shape).")
     output: PolicyOutput = ctx.actor.apply(policy.actor_params, _normalize_obs(ctx, policy.obs_stats, obs))
     action = mode(output) if deterministic else sample_action(output, key)
     return _env_action(ctx, action)
 
 
+def initial_policy_memory(ctx: PPOContext, batch_shape: tuple[int, ...] = ()) -> jax.Array:
+    """The actor's memory before an episode's first step, ``[*batch_shape, memory_size]``."""
+    return initial_memory(tuple(batch_shape), ctx.config.memory_size)
+
+
+def act_with_memory(ctx: PPOContext, policy: PPOPolicy, obs: jax.Array, key: jax.Array, memory: jax.Array,
+                    reset: jax.Array, deterministic: bool = True) -> tuple[jax.Array, jax.Array]:
+    """A recurrent policy's env-ready action and its next memory; ``reset`` is True where ``obs`` is an
+    episode's first observation (the memory is zeroed before it is read)."""
+    memory, output = ctx.actor.apply(policy.actor_params, memory, _normalize_obs(ctx, policy.obs_stats, obs),
+                                     jnp.asarray(reset, bool))
+    action = mode(output) if deterministic else sample_action(output, key)
+    return _env_action(ctx, action), memory
+
 
 def evaluate(ctx, state, key: jax.Array) -> dict[str, jax.Array]:
     """One episode per fresh env with the deterministic policy; returns ``[eval_episodes]`` arrays."""
     policy = policy_of(state)
+    episodes = ctx.config.run.eval_episodes
+    if ctx.recurrent:
+        return greedy_episodes(
+            ctx.env, ctx.env_params,
+            lambda obs, k, memory, reset: act_with_memory(ctx, policy, obs, k, memory, reset, deterministic=True),
+            key, episodes, memory=initial_policy_memory(ctx, (episodes,)))
     return greedy_episodes(ctx.env, ctx.env_params, lambda obs, k: act(ctx, policy, obs, k, deterministic=True),
-                           key, ctx.config.run.eval_episodes)
+                           key, episodes)
 
 
 def make_algorithm(config: PPOConfig, env: Any = None, env_params: Any = None) -> Algorithm:
@@ -623,4 +778,6 @@ def make_algorithm(config: PPOConfig, env: Any = None, env_params: Any = None) -
         act=functools.partial(act, ctx),
         env=ctx.env,
         env_params=ctx.env_params,
+        initial_memory=functools.partial(initial_policy_memory, ctx) if ctx.recurrent else None,
+        act_with_memory=functools.partial(act_with_memory, ctx) if ctx.recurrent else None,
     )

@@ -551,7 +551,14 @@ def resolve_bundled_path(path: str | os.PathLike[str], folder: str, what: str = 
     path = os.fspath(path)
     if os.path.exists(path):
         return path
-    for candidate in (path, path + ".yaml"):
+    candidates = [path, path + ".yaml"]
+    parts = os.path.normpath(path).split(os.sep)
+    if len(parts) > 1 and parts[0] == "configs":
+        # "configs/ppo_cartpole.yaml" as the README writes it, asked for outside a clone: the bundled file.
+        rest = os.path.join(*parts[2:]) if folder.rstrip(os.sep).endswith("lab") and parts[1:2] == ["lab"] \
+            else os.path.join(*parts[1:])
+        candidates += [rest, rest + ".yaml"] if rest else []
+    for candidate in candidates:
         full = os.path.join(folder, candidate)
         if os.path.isfile(full):
             return full

@@ -622,6 +622,13 @@ def _save(fig, path: str, dpi: int = 100) -> None:
     atomic_write_bytes(path, buffer.getvalue())
 
 
+def throughput_ticks(low: float, high: float, count: int = 5) -> list[float]:
+    """``count`` tick positions spread evenly on a log axis from ``low`` to ``high``, each rounded to two
+    significant digits so its label reads cleanly."""
+    ticks = np.geomspace(low, high, count + 2)[1:-1]
+    return [float(f"{t:.2g}") for t in ticks]
+
+
 def write_plots(results: Mapping[str, Any], out_dir: str, dpi: int = 100) -> list[str]:
     """The three PNGs of ``results`` (a ``results.json`` dict); returns their paths."""
     cells = results["cells"]
@@ -641,10 +648,14 @@ def write_plots(results: Mapping[str, Any], out_dir: str, dpi: int = 100) -> lis
         ax.annotate(row["variant"], (row[key], row["healthy_share"]), textcoords="offset points",
                     xytext=(6, 4), fontsize=8)
     speeds = [row[key] for row in summary]
+    low, high = min(speeds) / 1.5, max(speeds) * 1.5
     ax.set_xscale("log")
-    ax.set_xlim(min(speeds) / 1.5, max(speeds) * 1.5)
-    from matplotlib.ticker import FuncFormatter, NullFormatter
+    ax.set_xlim(low, high)
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter, NullLocator
 
+    # A log axis over less than a decade gets one major tick or none: put five readable ones on it.
+    ax.xaxis.set_major_locator(FixedLocator(throughput_ticks(low, high)))
+    ax.xaxis.set_minor_locator(NullLocator())
     ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:,.0f}"))
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_ylim(-0.05, 1.05)

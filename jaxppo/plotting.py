@@ -55,6 +55,34 @@ def _band(ax, x: np.ndarray, per_seed: np.ndarray, color: str, label: str) -> No
     ax.fill_between(x, q25, q75, color=color, alpha=0.25, lw=0)
 
 
+_EPISODE_METRICS = ("episode_return", "episode_length")
+
+
+def plotted_series(metrics: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The per-seed series ``[S, T]`` as the plots draw them: placeholders become gaps (NaN).
+
+    * before a seed finishes its first episode, ``episode_return`` / ``episode_length`` hold 0 (nothing
+      to report yet), which would draw a Pendulum curve starting at 0;
+    * before DQN's ``learning_starts`` (``learning`` is 0) no gradient step ran, so the losses, gradient
+      norms, clip ratio and Q statistics are placeholders (a clip ratio of 0 would read "fully clipped").
+    """
+    out = {name: np.asarray(values, np.float64).copy() for name, values in metrics.items()}
+    completed = out.get("episodes_completed")
+    if completed is not None:
+        started = np.cumsum(np.nan_to_num(completed), axis=-1) > 0
+        for name in _EPISODE_METRICS:
+            if name in out:
+                out[name] = np.where(started, out[name], np.nan)
+    learning = out.get("learning")
+    if learning is not None:
+        keep = set(_EPISODE_METRICS) | {"learning", "episodes_completed", "epsilon", "nonfinite_updates",
+                                        "nonfinite_samples"}
+        for name in out:
+            if name not in keep:
+                out[name] = np.where(learning > 0, out[name], np.nan)
+    return out
+
+
 def save_figure(fig, path: str, dpi: int = 100) -> None:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi)
@@ -85,20 +113,31 @@ def auto_smoothing(num_updates: int) -> int:
 
 def learning_curve_png(path: str, env_steps: np.ndarray, episode_return: np.ndarray, title: str,
                        eval_steps: Optional[np.ndarray] = None, eval_return: Optional[np.ndarray] = None,
-                       dpi: int = 100, smooth: Optional[int] = None) -> int:
+                       dpi: int = 100, smooth: Optional[int] = None,
+                       groups: Optional[Sequence[tuple[str, Sequence[int]]]] = None) -> int:
     """Training return (median and IQR over seeds) against env steps per seed, with evaluations if any.
 
     ``episode_return`` is ``[S, T]``; ``eval_return`` is ``[S, K]`` at ``eval_steps`` ``[K]``. Each
     seed's curve is first averaged over a trailing window of ``smooth`` updates (``None``:
     ``auto_smoothing``; 1: raw), stated on the y axis; DQN's per-update returns are spiky. Evaluations are
     never smoothed. Returns the window used.
+
+    ``groups`` (a sweep's settings): ``(label, rows)`` pairs, one band per setting over its own seeds,
+    never one band pooled over different settings; the evaluations are then left out.
     """
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.2))
     num_seeds = episode_return.shape[0]
     window = auto_smoothing(episode_return.shape[-1]) if smooth is None else max(1, int(smooth))
-    _band(ax, env_steps, moving_average(episode_return, window), "tab:blue",
-          f"training return (median, IQR over {num_seeds} seeds)")
+    smoothed = moving_average(episode_return, window)
+    if groups:
+        colors = plt.get_cmap("tab10")
+        for index, (label, rows) in enumerate(groups):
+            _band(ax, env_steps, smoothed[list(rows)], colors(index % 10),
+                  f"{label} (median, IQR over {len(rows)} seeds)")
+        eval_steps = None
+    else:
+        _band(ax, env_steps, smoothed, "tab:blue", f"training return (median, IQR over {num_seeds} seeds)")
     if eval_steps is not None and eval_return is not None and len(eval_steps):
         q25, median, q75 = np.percentile(np.asarray(eval_return, np.float64), [25, 50, 75], axis=0)
         ax.errorbar(eval_steps, median, yerr=[median - q25, q75 - median], fmt="o-", color="tab:orange",

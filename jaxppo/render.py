@@ -101,6 +101,10 @@ def write_animation(episode: Episode, path: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
+    # gymnasium draws classic control through pygame: headless, without a sound card, and without
+    # pygame's banner, it would print several lines of audio and display noise for every frame.
+    for name, value in (("SDL_AUDIODRIVER", "dummy"), ("SDL_VIDEODRIVER", "dummy"), ("PYGAME_HIDE_SUPPORT_PROMPT", "1")):
+        os.environ.setdefault(name, value)
     from gymnax.visualize.visualizer import Visualizer
 
     from jaxppo.run_io import atomic_write_bytes

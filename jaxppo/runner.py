@@ -863,14 +863,17 @@ def _return_stats(values: np.ndarray, solved_return: Optional[float] = None) -> 
     from jaxppo import stats
 
     values = np.asarray(values, np.float64)
-    seeds = stats.summarize_seeds(values)
-    out = {"mean": _short(values.mean()), "median": _short(np.median(values)), "min": _short(values.min()),
-           "max": _short(values.max()), "iqm": seeds["iqm"], "iqm_ci": seeds["iqm_ci"],
-           "per_seed": [_short(v) for v in values]}
+    seeds = stats.summarize_seeds(values)  # a seed without a finite score counts as the worst one
+    out = {name: (None if seeds[name] is None else _short(seeds[name])) for name in ("mean", "median", "min", "max")}
+    out.update(iqm=seeds["iqm"], iqm_ci=seeds["iqm_ci"], num_nonfinite=seeds["num_nonfinite"],
+               per_seed=[_short(v) if math.isfinite(v) else None for v in values])
     if solved_return is not None:
         out["solved_threshold"] = solved_return
-        out["num_solved"] = int(np.sum(values >= solved_return))
+        out["num_solved"] = int(np.sum(np.nan_to_num(values, nan=-np.inf) >= solved_return))
     return out
+
+
+FINAL_RETURN_DEFINITION = "per seed, the mean episode return over the last 10% of updates that finished an episode"
 
 
 def _diagnosis_summary(diagnosis: Any, count: int = 3) -> dict:
@@ -921,7 +924,7 @@ def _nonfinite_summary(records: _Records) -> dict:
 
 def _write_summary(run_dir: str, config: Any, seed: int, num_seeds: int, records: _Records,
                    write: bool = True) -> dict:
-    from jaxppo.diagnosis.core import diagnose, env_facts
+    from jaxppo.diagnosis.core import diagnose, env_facts, final_returns
 
     update = records.update
     steps_per_seed = update * config.steps_per_update
@@ -937,9 +940,11 @@ def _write_summary(run_dir: str, config: Any, seed: int, num_seeds: int, records
         "env_steps_total": steps_per_seed * num_seeds,
         "wall_time_s": round(records.elapsed_s, 3),
         "steps_per_second": round(steps_per_seed * num_seeds / max(records.elapsed_s, 1e-9), 1),
-        # The last update's mean return over the episodes that ended in it, one number per seed (with
-        # run.metrics_every > 1: the mean over the last block of updates).
-        "final_return": _return_stats(records.per_seed["episode_return"][:, records.columns - 1], solved_return),
+        # One definition everywhere (train's summary, diagnose, the lab, sweeps): per seed, the mean
+        # episode return over the last 10% of updates that finished an episode (blocks of updates with
+        # run.metrics_every > 1), jaxppo.diagnosis.core.final_returns.
+        "final_return": dict(_return_stats(final_returns(records.valid_per_seed()), solved_return),
+                             definition=FINAL_RETURN_DEFINITION),
         "final_eval_return": None,
         "diagnosis": _diagnosis_summary(diagnose(records.valid_per_seed(), config,
                                                  metrics_every=records.every)),
@@ -969,6 +974,8 @@ def render_plots(run_dir: str, dpi: int = 100, smooth: Optional[int] = None) -> 
         raise RunInputError(f"{run_dir!r} has no {PER_SEED_FILE} yet; train at least one chunk first.")
     with np.load(per_seed_path) as data:
         metrics = {name: data[name] for name in data.files if data[name].ndim == 2}  # scalar per update
+    raw = metrics
+    metrics = plotting.plotted_series(metrics)  # placeholders (no episode yet, no learning yet) as gaps
     every = config.run.metrics_every
     env_steps = column_updates(metrics["episode_return"].shape[1], every, config.num_updates) * config.steps_per_update
     evals = read_jsonl(os.path.join(run_dir, EVAL_FILE))
@@ -978,10 +985,23 @@ def render_plots(run_dir: str, dpi: int = 100, smooth: Optional[int] = None) -> 
     curve = os.path.join(run_dir, CURVE_FILE)
     panels = os.path.join(run_dir, DIAGNOSTICS_FILE)
     plotting.learning_curve_png(curve, env_steps, metrics["episode_return"], title, eval_steps, eval_return, dpi,
-                                smooth=smooth)
+                                smooth=smooth, groups=sweep_groups(run_info))
     plotting.diagnostics_png(panels, env_steps, metrics, title, dpi=dpi,
-                             pathology_starts=_pathology_starts(metrics, config))
+                             pathology_starts=_pathology_starts(raw, config))
     return [curve, panels]
+
+
+def sweep_groups(run_info: Mapping[str, Any]) -> Optional[list[tuple[str, list[int]]]]:
+    """For a sweep run, ``(setting label, its lanes)`` per grid point (lane ``g * seeds + s``); else None."""
+    grid = run_info.get("grid") or {}
+    if not grid:
+        return None
+    from jaxppo.api import grid_settings
+
+    num_seeds = int(run_info["num_seeds"])
+    return [(", ".join(f"{name}={value:g}" for name, value in point.items()),
+             list(range(g * num_seeds, (g + 1) * num_seeds)))
+            for g, point in enumerate(grid_settings(list(grid), grid))]
 
 
 def _pathology_starts(metrics: Mapping[str, np.ndarray], config: Any) -> dict[str, tuple[float, int]]:

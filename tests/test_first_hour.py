@@ -74,3 +74,49 @@ def test_lab_set_applies_to_every_cell_after_its_variant():
     assert "sets" not in plain.to_dict() and plain.cells[0].config.total_timesteps != 20480
     with pytest.raises(runner.RunInputError, match="--set"):
         lab.load_grid("seed000", sets=["no_such_field=1"])
+
+
+def test_plots_draw_placeholders_as_gaps():
+    """Before a seed's first finished episode its return is a placeholder 0 (a Pendulum curve would start
+    at 0); before DQN learns, its clip ratio is a placeholder 0 ("fully clipped"). Both become gaps."""
+    from jaxppo.plotting import plotted_series
+
+    metrics = {"episode_return": np.array([[0.0, 0.0, -1200.0, -1100.0], [0.0, -1300.0, -1250.0, -1000.0]]),
+               "episodes_completed": np.array([[0, 0, 4, 4], [0, 3, 4, 4]], float),
+               "learning": np.array([[0, 0, 1, 1], [0, 0, 0, 1]], float),
+               "grad_clip_ratio": np.zeros((2, 4))}
+    plotted = plotted_series(metrics)
+    np.testing.assert_array_equal(np.isnan(plotted["episode_return"]),
+                                  [[True, True, False, False], [True, False, False, False]])
+    np.testing.assert_array_equal(np.isnan(plotted["grad_clip_ratio"]),
+                                  [[True, True, False, False], [True, True, True, False]])
+    np.testing.assert_array_equal(plotted["learning"], metrics["learning"])
+    assert metrics["episode_return"][0, 0] == 0.0  # the input is not changed
+
+
+def test_the_throughput_axis_gets_several_readable_ticks():
+    from jaxppo.lab import throughput_ticks
+
+    ticks = throughput_ticks(40_000 / 1.5, 52_000 * 1.5)  # two variants 1.3x apart: less than a decade
+    assert len(ticks) == 5 and ticks == sorted(ticks)
+    assert 40_000 / 1.5 < ticks[0] and ticks[-1] < 52_000 * 1.5
+    assert all(float(f"{t:.2g}") == t for t in ticks)
+
+
+def test_a_sweeps_learning_curve_has_one_band_per_setting():
+    groups = runner.sweep_groups({"num_seeds": 3, "grid": {"learning_rate": [1e-4, 1e-3], "gamma": [0.9, 0.99]}})
+    assert [label for label, _ in groups] == ["learning_rate=0.0001, gamma=0.9", "learning_rate=0.0001, gamma=0.99",
+                                              "learning_rate=0.001, gamma=0.9", "learning_rate=0.001, gamma=0.99"]
+    assert groups[2][1] == [6, 7, 8]  # lane g * seeds + s, as jaxppo.sweep lays them out
+    assert runner.sweep_groups({"num_seeds": 3}) is None
+
+
+def test_readme_config_paths_load_from_any_folder(tmp_path, monkeypatch):
+    import jaxppo
+    from jaxppo import lab
+
+    monkeypatch.chdir(tmp_path)  # not a clone: no configs/ folder here
+    assert jaxppo.load_config("configs/ppo_cartpole.yaml") == jaxppo.load_config("ppo_cartpole")
+    assert lab.load_grid("configs/lab/seed000.yaml").name == "seed000"
+    with pytest.raises(ValueError, match="Did you mean 'ppo_cartpole'"):
+        jaxppo.load_config("configs/ppo_cartpol.yaml")

@@ -118,8 +118,10 @@ def test_blocked_run_keeps_block_means_every_jsonl_line_and_resumes_exactly(tmp_
     np.testing.assert_array_equal(result.metrics["episode_return"], per_seed["episode_return"])
     # metrics.jsonl still holds every update, identical to the unthinned run.
     assert len(lines) == 12 and lines == full_lines
-    # The summary's final return is the last block's mean; the evaluation is untouched.
+    # The summary's final return is the mean over the last 10% of columns (here the last block of 3); the
+    # evaluation is untouched.
     np.testing.assert_allclose(summary["final_return"]["per_seed"], per_seed["episode_return"][:, -1], rtol=1e-6)
+    assert summary["final_return"]["definition"].startswith("per seed, the mean episode return")
     assert summary["final_eval_return"] == full_summary["final_eval_return"]
     for png in (runner.CURVE_FILE, runner.DIAGNOSTICS_FILE):
         assert os.path.getsize(os.path.join(blocked_dir, png)) > 1000

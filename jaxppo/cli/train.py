@@ -121,14 +121,21 @@ def _diagnosis_lines(summary: dict) -> list[str]:
     return lines
 
 
+def _one(value: Any) -> str:
+    return "n/a" if value is None else f"{value:.1f}"
+
+
 def _print_summary(summary: dict) -> None:
     final = summary["final_return"]
     lines = [
         "",
         f"{summary['algorithm'].upper()} on {summary['env']}: {summary['num_seeds']} seeds, "
         f"{summary['updates']} updates{'' if summary['complete'] else ' (incomplete)'}",
-        f"  final training return  mean {final['mean']:.1f}  median {final['median']:.1f}  "
-        f"min {final['min']:.1f}  max {final['max']:.1f}" + _iqm_text(final),
+        f"  final training return  mean {_one(final['mean'])}  median {_one(final['median'])}  "
+        f"min {_one(final['min'])}  max {_one(final['max'])}" + _iqm_text(final)
+        + (f"  ({final['num_nonfinite']} seeds without a finite return, counted as the worst)"
+           if final.get("num_nonfinite") else ""),
+        "    (final return: the mean over the last 10% of updates that finished an episode, as in diagnose and lab)",
     ]
     if summary.get("final_eval_return"):
         ev = summary["final_eval_return"]

@@ -1,6 +1,6 @@
-"""Regenerate the README's lab tables from the lab's results.json files (never typed by hand).
+"""Regenerate the lab's headline tables (docs/lab.md) from the lab's results.json files (never typed by hand).
 
-    python benchmarks/lab_tables.py                 # rewrite README.md between the lab markers
+    python benchmarks/lab_tables.py                 # rewrite docs/lab.md between the lab markers
     python benchmarks/lab_tables.py --print         # print the tables instead
 
 Reads ``docs/lab/<grid>/results.json`` as ``jaxppo lab`` writes them and builds three tables:
@@ -171,6 +171,13 @@ def tables(lab_dir: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def relative_links(text: str, folder: str) -> str:
+    """The tables' links (written from the repository root) made relative to ``folder``."""
+    docs = os.path.relpath(os.path.join(ROOT, "docs"), folder)
+    prefix = "" if docs == "." else docs + "/"
+    return text.replace("](docs/", f"]({prefix}")
+
+
 def rewrite_readme(readme: str, text: str) -> str:
     if BEGIN not in readme or END not in readme:
         raise SystemExit(f"README.md has no {BEGIN} ... {END} section to rewrite.")
@@ -182,10 +189,11 @@ def rewrite_readme(readme: str, text: str) -> str:
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--lab-dir", default=os.path.join(ROOT, "docs", "lab"))
-    parser.add_argument("--readme", default=os.path.join(ROOT, "README.md"))
-    parser.add_argument("--print", action="store_true", help="print the tables, do not touch README.md")
+    parser.add_argument("--readme", default=os.path.join(ROOT, "docs", "lab.md"),
+                        help="the Markdown file whose lab markers are rewritten (default: docs/lab.md)")
+    parser.add_argument("--print", action="store_true", help="print the tables, do not touch any file")
     args = parser.parse_args(argv)
-    text = tables(args.lab_dir)
+    text = relative_links(tables(args.lab_dir), os.path.dirname(os.path.abspath(args.readme)))
     if args.print:
         sys.stdout.write(text)
         return 0

@@ -88,7 +88,11 @@ def _check_range(name: str, value: Any, low: float, high: float, *, low_open: bo
 
 def _check_env_name(name: str) -> None:
     from jaxppo.envs import known_env_names  # local: config is the ground floor
+    from jaxppo.envs.core import installed_suites, suite_of
 
+    suite = suite_of(name)
+    if suite is not None and not installed_suites()[suite]:
+        raise ValueError(f"env={name!r} needs the {suite} package: pip install 'jaxppo[{suite}]'.")
     names = known_env_names()
     if name not in names:
         hint = difflib.get_close_matches(name, names, n=1)

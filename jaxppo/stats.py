@@ -137,16 +137,3 @@ def summarize_seeds(values: Any, confidence: float = 0.95, num_resamples: int = 
         worst_seed=worst,
     )
     return summary
-    kept = array[finite]
-    low, high = bootstrap_interval(kept, confidence=confidence, num_resamples=num_resamples, seed=seed)
-    worst = int(np.flatnonzero(finite)[np.argmin(kept)])
-    summary.update(
-        iqm=_json_float(interquartile_mean(kept)),
-        iqm_ci=[_json_float(low), _json_float(high)],
-        mean=_json_float(np.mean(kept)),
-        median=_json_float(np.median(kept)),
-        min=_json_float(np.min(kept)),
-        max=_json_float(np.max(kept)),
-        worst_seed=worst,
-    )
-    return summary

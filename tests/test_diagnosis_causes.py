@@ -18,31 +18,20 @@ import jaxppo
 from jaxppo import DQNConfig, PPOConfig
 from jaxppo.diagnosis.core import diagnose
 from jaxppo.diagnosis.causes import SUSPECTS, USUAL_RANGES, config_outliers, rank_hypotheses
+from tests.test_diagnose import healthy_ppo_metrics
 
 U = 200
 GAUSSIAN_ENTROPY_PER_DIM = 0.5 * (1.0 + math.log(2 * math.pi))  # log_std 0
 
 
 def ppo_metrics(num_seeds: int = 2, returns: np.ndarray | None = None, seed: int = 0) -> dict[str, np.ndarray]:
-    """A healthy-looking CartPole PPO series; ``returns`` ([U]) replaces the rising return if given."""
-    rng = np.random.default_rng(seed)
-    t = np.linspace(0.0, 1.0, U)
-    shape = (num_seeds, U)
-    curve = 22 + 478 * np.clip(t / 0.6, 0, 1) if returns is None else returns
-    return {
-        "episode_return": np.tile(curve, (num_seeds, 1)) + rng.normal(0, 3, shape),
-        "episodes_completed": np.full(shape, 3.0),
-        "value_loss": 20 * np.exp(-3 * t) + rng.uniform(0.5, 1.5, shape),
-        "return_std": np.full(shape, 15.0),
-        "explained_variance": np.clip(0.2 + t, 0, 0.95) + rng.normal(0, 0.02, shape),
-        "approx_kl": rng.uniform(5e-4, 5e-3, shape),
-        "clip_fraction": rng.uniform(0.02, 0.15, shape),
-        "entropy": np.log(2) * (1 - 0.5 * t) + rng.normal(0, 0.01, shape),
-        "grad_norm": rng.uniform(0.3, 2.0, shape),
-        "grad_clip_ratio": rng.uniform(0.3, 1.0, shape),
-        "value_clip_fraction": rng.uniform(0.0, 0.3, shape),
-        "nonfinite_updates": np.zeros(shape),
-    }
+    """A healthy-looking CartPole PPO series (tests/test_diagnose.py's); ``returns`` ([U]) replaces the
+    rising return if given."""
+    metrics = healthy_ppo_metrics(num_seeds=num_seeds, num_updates=U, seed=seed)
+    if returns is not None:
+        metrics["episode_return"] = np.tile(returns, (num_seeds, 1)) + np.random.default_rng(seed).normal(
+            0, 3, (num_seeds, U))
+    return metrics
 
 
 def names(seed_diagnosis, severity: str | None = None) -> list[str]:

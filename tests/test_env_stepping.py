@@ -97,6 +97,15 @@ def _jaxppo_rollout(env, params, key):
     return jax.lax.scan(step, (obs, state), (noise, actions))[1]
 
 
+def _assert_rollouts_equal(env, params, key):
+    """jaxppo's stepping and the plain loop over ``env.step`` give identical rollouts; returns the loop's."""
+    ours = jax.jit(lambda k: _jaxppo_rollout(env, params, k))(key)
+    reference = jax.jit(lambda k: _reference_rollout(env, params, k))(key)
+    for a, b in zip(ours, reference):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    return reference
+
+
 WRAPPERS = {
     "reward_x1000": RewardTimes1000,
     "log_wrapper": LogWrapper,
@@ -112,11 +121,7 @@ def test_a_wrapped_env_is_stepped_through_its_own_step(name):
     env, params = _cartpole()
     wrapped = WRAPPERS[name](env)
     assert not presamples_resets(wrapped)
-    key = jax.random.PRNGKey(0)
-    ours = jax.jit(lambda k: _jaxppo_rollout(wrapped, params, k))(key)
-    reference = jax.jit(lambda k: _reference_rollout(wrapped, params, k))(key)
-    for a, b in zip(ours, reference):
-        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    reference = _assert_rollouts_equal(wrapped, params, jax.random.PRNGKey(0))
     assert bool(np.asarray(reference[2]).any())  # episodes ended, so the wrapper's reset path was exercised
 
 
@@ -152,11 +157,7 @@ def test_an_env_with_its_own_step_is_stepped_through_it():
     """bsuite DeepSea overrides ``Environment.step`` to keep cumulative counters across resets."""
     env, params = gymnax.make("DeepSea-bsuite")
     assert not presamples_resets(env)
-    key = jax.random.PRNGKey(2)
-    ours = jax.jit(lambda k: _jaxppo_rollout(env, params, k))(key)
-    reference = jax.jit(lambda k: _reference_rollout(env, params, k))(key)
-    for a, b in zip(ours, reference):
-        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    _assert_rollouts_equal(env, params, jax.random.PRNGKey(2))
 
 
 @pytest.mark.parametrize("name", ["CartPole-v1", "Pendulum-v1", "Acrobot-v1"])

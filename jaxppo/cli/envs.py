@@ -52,8 +52,12 @@ DOWNLOADS_ON_MAKE = {
 def run(args: argparse.Namespace) -> int:
     from jaxppo.envs import known_env_names
 
+    from jaxppo.envs.core import SUITES, installed_suites, suite_of
+
     rows, unavailable = [], []
     for name in known_env_names():
+        if suite_of(name) is not None:
+            continue  # listed below by suite: making them here could download data (Sokoban, say)
         if name in DOWNLOADS_ON_MAKE:
             rows.append(DOWNLOADS_ON_MAKE[name])
             continue
@@ -67,4 +71,12 @@ def run(args: argparse.Namespace) -> int:
         print("  ".join(value.ljust(width) for value, width in zip(row, widths)).rstrip())
     if unavailable:
         print(f"cannot be made here: {'; '.join(unavailable)}")
+    suite_names = [name for name in known_env_names() if suite_of(name) is not None]
+    for suite, installed in installed_suites().items():
+        if installed:
+            names = [name for name in suite_names if name.startswith(suite + "/")]
+            print(f"{suite} (installed, {len(names)} envs, discrete actions, flattened observations): "
+                  + ", ".join(names))
+        else:
+            print(f"{suite}: not installed; pip install 'jaxppo[{SUITES[suite][1]}]' adds its envs as {suite}/<name>")
     return 0

@@ -9,7 +9,8 @@ import numpy as np
 
 from jaxppo.envs.wrappers import scale_rewards
 
-__all__ = ["ActionSpec", "action_spec", "known_env_names", "make_env", "observation_shape", "resolve_env"]
+__all__ = ["ActionSpec", "SUITES", "action_spec", "installed_suites", "known_env_names", "make_env",
+           "observation_shape", "resolve_env", "suite_of"]
 
 
 def _without_velocities(name: str, keep: tuple[int, ...]) -> Callable[[], Any]:
@@ -36,17 +37,63 @@ def _own_envs() -> dict[str, Callable[[], Any]]:
     }
 
 
+# Env suites beyond gymnax: "<suite>/<the suite's own name>" -> (adapter module, pip extra). Each adapter
+# imports its suite only when one of its envs is made or listed.
+SUITES: dict[str, tuple[str, str]] = {
+    "jumanji": ("jaxppo.envs.jumanji", "jumanji"),
+}
+
+
+def suite_of(name: str) -> Optional[str]:
+    """The suite prefix of ``name`` (``"jumanji"`` for ``"jumanji/Snake-v1"``), None for gymnax's and ours."""
+    prefix = name.split("/", 1)[0] if "/" in name else None
+    return prefix if prefix in SUITES else None
+
+
+def _suite_adapter(suite: str, name: str) -> Any:
+    """The suite's adapter module, or one ValueError line naming the extra to install."""
+    import importlib
+
+    module, extra = SUITES[suite]
+    try:
+        adapter = importlib.import_module(module)
+        importlib.import_module(suite)
+    except ImportError:
+        raise ValueError(f"env={name!r} needs the {suite} package: pip install 'jaxppo[{extra}]'.") from None
+    return adapter
+
+
+def installed_suites() -> dict[str, bool]:
+    """Which suites can be imported here (``jaxppo envs`` lists what an extra would add)."""
+    import importlib.util
+
+    return {suite: importlib.util.find_spec(suite) is not None for suite in SUITES}
+
+
 def known_env_names() -> list[str]:
-    """Every environment name ``make_env`` accepts: gymnax's registry plus this package's own."""
+    """Every environment name ``make_env`` accepts: gymnax's registry, this package's own, and the
+    envs of every installed suite as ``<suite>/<name>``."""
     import gymnax
 
-    return list(gymnax.registered_envs) + sorted(_own_envs())
+    names = list(gymnax.registered_envs) + sorted(_own_envs())
+    for suite, installed in installed_suites().items():
+        if installed:
+            names += _suite_adapter(suite, suite + "/").registered_names()
+    return names
 
 
 def make_env(name: str) -> tuple[Any, Any]:
-    """``(env, default params)`` for a gymnax or jaxppo env name; an unknown name suggests the nearest."""
+    """``(env, default params)`` for a gymnax, jaxppo or ``<suite>/<name>`` env name; an unknown name
+    suggests the nearest, a suite that is not installed names its extra."""
     import gymnax
 
+    suite = suite_of(name)
+    if suite is not None:
+        adapter = _suite_adapter(suite, name)
+        if name not in adapter.registered_names():
+            hint = difflib.get_close_matches(name, adapter.registered_names(), n=1)
+            raise ValueError(f"env={name!r} is not a {suite} environment." + (f" Did you mean {hint[0]!r}?" if hint else ""))
+        return adapter.make(name)
     own = _own_envs()
     if name in own:
         env = own[name]()

@@ -1,0 +1,64 @@
+"""Learning on the env suites' tasks: PPO at a CPU-sized budget, seeds as one program, JSON as it goes.
+
+    python benchmarks/suite_learning.py --seeds 8 --output benchmarks/results/suite_learning_cpu.json
+
+Per task: the final return per seed (``jaxppo.diagnosis.core.final_returns``), its IQM with a 95%
+bootstrap interval, the return of the first updates (the untrained policy's level, measured in the
+same run), compile and run seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import common  # noqa: E402
+
+import jaxppo  # noqa: E402
+from jaxppo import programs  # noqa: E402
+from jaxppo.diagnosis.core import final_returns  # noqa: E402
+from jaxppo.run_io import atomic_write_json  # noqa: E402
+from jaxppo.stats import summarize_seeds  # noqa: E402
+
+TASKS = {  # name -> (config, overrides)
+    "jumanji/Snake-v1": ("ppo_jumanji_snake", []),
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, default=8)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--tasks", nargs="*", default=list(TASKS))
+    parser.add_argument("--set", dest="overrides", action="append", default=[])
+    parser.add_argument("--output", required=True)
+    args = parser.parse_args()
+    out: dict[str, Any] = {"benchmark": "suite_learning", "machine": common.machine_info(),
+                           "command": " ".join(["python"] + sys.argv), "seeds": args.seeds, "runs": []}
+    keys = programs.seed_keys(args.seed, args.seeds)
+    for task in args.tasks:
+        name, overrides = TASKS[task]
+        config = jaxppo.apply_overrides(jaxppo.load_config(name), overrides + args.overrides)
+        metrics, compile_s, run_s, _ = programs.train_stacked([config], keys)
+        metrics = {k: v[0] for k, v in metrics.items()}
+        finals = final_returns(metrics)
+        first = metrics["episode_return"][:, : max(1, config.num_updates // 50)]
+        row = {"task": task, "config": name, "env_steps": config.total_timesteps,
+               "final_return": summarize_seeds(finals), "per_seed": [float(x) for x in finals],
+               "untrained_return": float(np.median(first)), "compile_s": compile_s, "run_s": run_s,
+               "env_steps_per_s": args.seeds * config.total_timesteps / run_s}
+        out["runs"].append(row)
+        atomic_write_json(args.output, out)
+        print(f"{task:<24} untrained {row['untrained_return']:.3g}  final IQM {row['final_return']['iqm']:.3g} "
+              f"{row['final_return']['iqm_ci']} ({run_s:.0f} s run)", flush=True)
+
+
+if __name__ == "__main__":
+    main()

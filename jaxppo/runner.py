@@ -955,6 +955,12 @@ def _write_summary(run_dir: str, config: Any, seed: int, num_seeds: int, records
         last = records.eval_records[-1]
         summary["final_eval_return"] = dict(_return_stats(np.asarray(last["eval_return"]["per_seed"]), solved_return),
                                             update=last["update"])
+        # An env's own held-out scores (IntrusionDetection-v0's eval_f1 ...) belong in the summary too.
+        held_out = {name: dict(_return_stats(np.asarray(value["per_seed"])), update=last["update"])
+                    for name, value in last.items()
+                    if isinstance(value, dict) and name not in ("eval_return", "eval_length") and "per_seed" in value}
+        if held_out:
+            summary["final_eval_scores"] = held_out
     if write:
         atomic_write_json(os.path.join(run_dir, SUMMARY_FILE), summary)
     return summary

@@ -155,3 +155,17 @@ def test_available_by_name_and_reports_f1_in_training_and_evaluation():
     record = runner._eval_record(3, config.steps_per_update, per_seed)
     np.testing.assert_allclose(record["eval_f1"]["per_seed"], [float(result["eval_f1"])] * 2, rtol=1e-6)
     assert record["eval_return"]["median"] == pytest.approx(float(np.mean(result["eval_return"])), rel=1e-6)
+
+
+@pytest.mark.slow
+def test_the_run_summary_carries_the_held_out_f1(tmp_path, capsys):
+    from jaxppo.cli.train import _print_summary
+
+    config = config_from_dict({"env": "IntrusionDetection-v0", "num_envs": 2, "num_steps": 32,
+                               "total_timesteps": 128, "num_minibatches": 2, "hidden_sizes": [8],
+                               "run": {"eval_episodes": 2, "eval_interval": 2, "updates_per_chunk": 2}})
+    result = runner.train_run(config, str(tmp_path / "run"), num_seeds=2, progress=False, echo=lambda _: None)
+    f1 = result.summary["final_eval_scores"]["eval_f1"]
+    assert len(f1["per_seed"]) == 2 and all(0.0 <= v <= 1.0 for v in f1["per_seed"]) and f1["update"] == 2
+    _print_summary(result.summary)
+    assert "held-out eval_f1" in capsys.readouterr().out

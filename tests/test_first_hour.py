@@ -120,3 +120,24 @@ def test_readme_config_paths_load_from_any_folder(tmp_path, monkeypatch):
     assert lab.load_grid("configs/lab/seed000.yaml").name == "seed000"
     with pytest.raises(ValueError, match="Did you mean 'ppo_cartpole'"):
         jaxppo.load_config("configs/ppo_cartpol.yaml")
+
+
+def test_every_config_field_has_a_one_line_meaning_and_config_show_explains_them(capsys):
+    import dataclasses
+
+    import yaml
+
+    from jaxppo import DQNConfig, PPOConfig, RunSettings
+    from jaxppo.config_help import RUN, help_for
+
+    for cls, algorithm in ((PPOConfig, "ppo"), (DQNConfig, "dqn")):
+        missing = [f.name for f in dataclasses.fields(cls) if not help_for(algorithm, f.name)]
+        assert missing == [], (algorithm, missing)
+    assert [f.name for f in dataclasses.fields(RunSettings) if f.name not in RUN] == []
+    code, out, _ = run_cli(capsys, "config", "show", "ppo_cartpole", "--explain")
+    assert code == 0
+    line = next(line for line in out.splitlines() if line.startswith("learning_rate:"))
+    assert line.endswith("# Adam step size (per optimiser step)")
+    assert any(line.startswith("  eval_interval:") and "# greedy evaluation" in line for line in out.splitlines())
+    plain = run_cli(capsys, "config", "show", "ppo_cartpole")[1]
+    assert yaml.safe_load(out) == yaml.safe_load(plain)  # the comments change nothing a loader reads

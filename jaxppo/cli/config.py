@@ -23,11 +23,14 @@ def add_parser(commands: Any) -> None:
                       help=f"YAML file or bundled config name (default: {DEFAULT_CONFIG})")
     show.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                       help="override a config field (repeatable)")
+    show.add_argument("--explain", action="store_true",
+                      help="comment every field with its one-line meaning and unit")
     config.set_defaults(handler=run)
 
 
-def resolved_yaml(config_arg: Any, overrides: list[str]) -> str:
-    """The YAML text of the resolved config, headed by a comment saying where it came from."""
+def resolved_yaml(config_arg: Any, overrides: list[str], explain: bool = False) -> str:
+    """The YAML text of the resolved config, headed by a comment saying where it came from; with
+    ``explain``, each field's line ends with its meaning and unit as a YAML comment."""
     import yaml
 
     from jaxppo.config import apply_overrides, config_to_dict
@@ -39,9 +42,30 @@ def resolved_yaml(config_arg: Any, overrides: list[str]) -> str:
     except ValueError as error:
         raise UsageError(str(error)) from None
     header = f"# {name}" + (f" with --set {' --set '.join(overrides)}" if overrides else "") + "\n"
-    return header + yaml.safe_dump(config_to_dict(config), sort_keys=False, default_flow_style=None)
+    data = config_to_dict(config)
+    if not explain:
+        return header + yaml.safe_dump(data, sort_keys=False, default_flow_style=None)
+    # The run settings as a block, one per line, so each can carry its own comment.
+    run = data.pop("run")
+    text = yaml.safe_dump(data, sort_keys=False, default_flow_style=None) + "run:\n" + "".join(
+        f"  {line}\n" for line in yaml.safe_dump(run, sort_keys=False, default_flow_style=False).splitlines())
+    return header + _explained(text, config.algorithm)
+
+
+def _explained(text: str, algorithm: str) -> str:
+    """``text`` with ``  # meaning`` after every top-level and ``run:`` field line."""
+    from jaxppo.config_help import RUN, help_for
+
+    lines = []
+    for line in text.splitlines():
+        key = line.strip().split(":", 1)[0]
+        meaning = RUN.get(key, "") if line.startswith("  ") else help_for(algorithm, key)
+        if key == "run":
+            meaning = ""  # its fields say it line by line
+        lines.append(f"{line}  # {meaning}" if meaning and ":" in line else line)
+    return "\n".join(lines) + "\n"
 
 
 def run(args: argparse.Namespace) -> int:
-    print(resolved_yaml(args.config, args.overrides), end="")
+    print(resolved_yaml(args.config, args.overrides, explain=args.explain), end="")
     return 0

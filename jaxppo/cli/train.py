@@ -137,6 +137,11 @@ def _print_summary(summary: dict) -> None:
            if final.get("num_nonfinite") else ""),
         "    (final return: the mean over the last 10% of updates that finished an episode, as in diagnose and lab)",
     ]
+    for name, scores in (summary.get("final_eval_scores") or {}).items():
+        if "f1" not in name:
+            continue  # the confusion counts stay in summary.json
+        lines.append(f"  held-out {name:<13} mean {scores['mean']:.3g}  median {scores['median']:.3g}  "
+                     f"min {scores['min']:.3g}  max {scores['max']:.3g}" + _iqm_text(scores))
     if summary.get("final_eval_return"):
         ev = summary["final_eval_return"]
         lines.append(f"  greedy eval return     mean {ev['mean']:.1f}  median {ev['median']:.1f}  "

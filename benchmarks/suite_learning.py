@@ -29,6 +29,7 @@ from jaxppo.stats import summarize_seeds  # noqa: E402
 
 TASKS = {  # name -> (config, overrides)
     "jumanji/Snake-v1": ("ppo_jumanji_snake", []),
+    "brax/inverted_pendulum": ("ppo_brax_inverted_pendulum", []),
 }
 
 

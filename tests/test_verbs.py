@@ -59,9 +59,12 @@ def test_envs_lists_the_registry_with_action_spaces(capsys, monkeypatch):
     monkeypatch.setattr(envs, "make_env", make_env)
     code, out, err = run_cli(capsys, "envs")
     assert code == 0, err
-    suite_lines = [line for line in out.splitlines() if line.startswith("jumanji")]
-    assert len(suite_lines) == 1  # one line per suite: installed with its names, or the extra to install
-    lines = [line for line in out.splitlines() if not line.startswith("jumanji")]
+    from jaxppo.envs.core import SUITES
+
+    is_suite_line = lambda line: line.split(" ", 1)[0].rstrip(":") in SUITES  # noqa: E731
+    suite_lines = [line for line in out.splitlines() if is_suite_line(line)]
+    assert len(suite_lines) == len(SUITES)  # one line per suite: installed with its names, or the extra to add
+    lines = [line for line in out.splitlines() if not is_suite_line(line)]
     rows = {line.split()[0]: line for line in lines[1:] if not line.startswith("cannot")}
     assert list(rows) == registry[:-1]  # the registry's names, in its order
     assert "Discrete(2)" in rows["CartPole-v1"] and "ppo, dqn" in rows["CartPole-v1"]

@@ -75,8 +75,10 @@ def run(args: argparse.Namespace) -> int:
     for suite, installed in installed_suites().items():
         if installed:
             names = [name for name in suite_names if name.startswith(suite + "/")]
-            print(f"{suite} (installed, {len(names)} envs, discrete actions, flattened observations): "
-                  + ", ".join(names))
+            import importlib
+
+            description = importlib.import_module(SUITES[suite][0]).DESCRIPTION
+            print(f"{suite} (installed, {len(names)} envs; {description}): " + ", ".join(names))
         else:
             print(f"{suite}: not installed; pip install 'jaxppo[{SUITES[suite][1]}]' adds its envs as {suite}/<name>")
     return 0

@@ -40,6 +40,7 @@ def _own_envs() -> dict[str, Callable[[], Any]]:
 # Env suites beyond gymnax: "<suite>/<the suite's own name>" -> (adapter module, pip extra). Each adapter
 # imports its suite only when one of its envs is made or listed.
 SUITES: dict[str, tuple[str, str]] = {
+    "brax": ("jaxppo.envs.brax", "brax"),
     "jumanji": ("jaxppo.envs.jumanji", "jumanji"),
 }
 
@@ -52,12 +53,17 @@ def suite_of(name: str) -> Optional[str]:
 
 def _suite_adapter(suite: str, name: str) -> Any:
     """The suite's adapter module, or one ValueError line naming the extra to install."""
+    import contextlib
     import importlib
+    import io
 
     module, extra = SUITES[suite]
     try:
-        adapter = importlib.import_module(module)
-        importlib.import_module(suite)
+        # Quietly: a suite may print about optional backends it cannot find (brax's MuJoCo prints two
+        # lines about warp), which would land in the middle of `jaxppo envs` and every run's output.
+        with contextlib.redirect_stdout(io.StringIO()):
+            adapter = importlib.import_module(module)
+            importlib.import_module(suite)
     except ImportError:
         raise ValueError(f"env={name!r} needs the {suite} package: pip install 'jaxppo[{extra}]'.") from None
     return adapter

@@ -29,6 +29,7 @@ __all__ = ["PREFIX", "JumanjiEnv", "JumanjiParams", "make", "registered_names"]
 
 PREFIX = "jumanji/"
 MASK_FIELD = "action_mask"
+DESCRIPTION = "discrete actions, observations flattened to one vector, action mask not applied yet"
 
 
 @struct.dataclass

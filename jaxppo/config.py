@@ -93,7 +93,8 @@ def _check_env_name(name: str) -> None:
     suite = suite_of(name)
     if suite is not None and not installed_suites()[suite]:
         raise ValueError(f"env={name!r} needs the {suite} package: pip install 'jaxppo[{suite}]'.")
-    names = known_env_names()
+    # A plain name is checked without importing any suite (brax alone takes seconds to import).
+    names = known_env_names(include_suites=suite is not None)
     if name not in names:
         hint = difflib.get_close_matches(name, names, n=1)
         extra = f" Did you mean {hint[0]!r}?" if hint else ""

@@ -48,3 +48,13 @@ def test_the_package_still_offers_its_public_names():
     for name in jaxppo.__all__:
         assert getattr(jaxppo, name) is not None
     assert callable(jaxppo.diagnose) and jaxppo.load_policy.__module__ == "jaxppo.runner"
+
+
+def test_plain_env_names_import_no_suite():
+    """Loading a config and making a gymnax env must not import brax or jumanji (seconds each)."""
+    script = ("import sys, jaxppo\n"
+              "from jaxppo.envs import make_env\n"
+              "jaxppo.load_config('ppo_cartpole'); make_env('CartPole-v1')\n"
+              "print([name for name in ('brax', 'jumanji', 'mujoco') if name in sys.modules])\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert result.stdout.strip().splitlines()[-1] == "[]"

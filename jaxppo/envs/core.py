@@ -76,15 +76,16 @@ def installed_suites() -> dict[str, bool]:
     return {suite: importlib.util.find_spec(suite) is not None for suite in SUITES}
 
 
-def known_env_names() -> list[str]:
-    """Every environment name ``make_env`` accepts: gymnax's registry, this package's own, and the
-    envs of every installed suite as ``<suite>/<name>``."""
+def known_env_names(include_suites: bool = True) -> list[str]:
+    """Every environment name ``make_env`` accepts: gymnax's registry, this package's own, and (with
+    ``include_suites``) the envs of every installed suite as ``<suite>/<name>``, which imports them."""
     import gymnax
 
     names = list(gymnax.registered_envs) + sorted(_own_envs())
-    for suite, installed in installed_suites().items():
-        if installed:
-            names += _suite_adapter(suite, suite + "/").registered_names()
+    if include_suites:
+        for suite, installed in installed_suites().items():
+            if installed:
+                names += _suite_adapter(suite, suite + "/").registered_names()
     return names
 
 
@@ -104,7 +105,7 @@ def make_env(name: str) -> tuple[Any, Any]:
     if name in own:
         env = own[name]()
         return env, env.default_params
-    names = known_env_names()
+    names = known_env_names(include_suites=False)  # a plain name: no suite is imported (brax takes seconds)
     if name not in names:
         hint = difflib.get_close_matches(name, names, n=1)
         extra = f" Did you mean {hint[0]!r}?" if hint else ""

@@ -255,8 +255,8 @@ def verify(config: Any, diagnosis: Any, *, seed: int = 0, num_seeds: Optional[in
 def _assemble(entries: Sequence[tuple], done: Mapping[str, dict], num_seeds: int, seed: int, fraction: float,
               total_timesteps: int) -> Verification:
     def load(data: Mapping[str, Any]) -> CandidateResult:
-        return CandidateResult(data["name"], tuple(data["overrides"]), data["why"], tuple(data["healthy"]),
-                               tuple(data["final_returns"]), data["final_return"], data["env_steps_per_second"])
+        return CandidateResult(**{**data, **{name: tuple(data[name])
+                                             for name in ("overrides", "healthy", "final_returns")}})
 
     empty = CandidateResult(BASELINE, (), "", (), (), {"iqm": None, "iqm_ci": [None, None]}, None)
     baseline = load(done[BASELINE]) if BASELINE in done else empty

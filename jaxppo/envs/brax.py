@@ -22,6 +22,8 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+from jaxppo.envs.stepping import where_done
+
 __all__ = ["PREFIX", "EPISODE_LENGTH", "DESCRIPTION", "BraxEnv", "BraxParams", "make", "registered_names"]
 
 PREFIX = "brax/"
@@ -81,8 +83,8 @@ class BraxEnv:
         final_obs = state.obs
         reward = jnp.asarray(state.reward, jnp.float32)
         reset_state = self._env.reset(key)
-        next_state = jax.tree.map(lambda reset, kept: jax.lax.select(done, reset, kept), reset_state, state)
-        obs = jax.lax.select(done, reset_state.obs, final_obs)
+        next_state = where_done(done, reset_state, state)
+        obs = where_done(done, reset_state.obs, final_obs)
         return obs, next_state, reward, terminated, truncated, {"final_observation": final_obs}
 
     def action_space(self, params: Any = None) -> Any:

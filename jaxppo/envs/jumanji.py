@@ -25,6 +25,8 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+from jaxppo.envs.stepping import where_done
+
 __all__ = ["PREFIX", "JumanjiEnv", "JumanjiParams", "make", "registered_names"]
 
 PREFIX = "jumanji/"
@@ -91,8 +93,8 @@ class JumanjiEnv:
         truncated = jnp.logical_and(last, timestep.discount != 0)
         final_obs = self.flatten_observation(timestep.observation)
         reset_state, reset_timestep = self._env.reset(key)
-        state = jax.tree.map(lambda reset, kept: jax.lax.select(last, reset, kept), reset_state, state)
-        obs = jax.lax.select(last, self.flatten_observation(reset_timestep.observation), final_obs)
+        state = where_done(last, reset_state, state)
+        obs = where_done(last, self.flatten_observation(reset_timestep.observation), final_obs)
         info = {"final_observation": final_obs}
         mask = self.action_mask(timestep.observation)
         if mask is not None:

@@ -27,7 +27,7 @@ from typing import Any, NamedTuple, Optional
 import jax
 import jax.numpy as jnp
 
-__all__ = ["StepNoise", "presamples_resets", "draw_step_noise", "step_envs"]
+__all__ = ["StepNoise", "presamples_resets", "draw_step_noise", "step_envs", "where_done"]
 
 
 class StepNoise(NamedTuple):
@@ -81,14 +81,21 @@ def draw_step_noise(env: Any, params: Any, key: jax.Array, shape: tuple[int, ...
     return StepNoise(step_keys, jax.tree.map(unflatten, reset_obs), jax.tree.map(unflatten, reset_state))
 
 
+def where_done(done: jax.Array, reset: Any, kept: Any) -> Any:
+    """The auto-reset's choice, leaf by leaf: ``reset`` where the episode ended at this step, else ``kept``.
+
+    Shared by this module's replay and the suite adapters (``jaxppo.envs.brax``, ``jaxppo.envs.jumanji``)."""
+    return jax.tree.map(lambda r, k: jax.lax.select(done, r, k), reset, kept)
+
+
 def _step_one(env: Any, params: Any, state: Any, action: Any, noise: StepNoise
               ) -> tuple[Any, Any, jax.Array, jax.Array, jax.Array, dict]:
     """gymnax 1.0's ``Environment.step`` for one env, with the reset taken from ``noise``."""
     obs_step, state_step, reward, terminated, info = env.step_env(noise.step_key, state, action, params)
     truncated = env.is_truncated(state_step, params)
     done = jnp.logical_or(terminated, truncated)
-    state_next = jax.tree.map(lambda reset, kept: jax.lax.select(done, reset, kept), noise.reset_state, state_step)
-    obs_next = jax.tree.map(lambda reset, kept: jax.lax.select(done, reset, kept), noise.reset_obs, obs_step)
+    state_next = where_done(done, noise.reset_state, state_step)
+    obs_next = where_done(done, noise.reset_obs, obs_step)
     info = {**info, "terminated": terminated, "truncated": truncated, "final_observation": obs_step}
     return obs_next, state_next, reward, terminated, truncated, info
 

@@ -165,7 +165,7 @@ class Transition(NamedTuple):
     finished_return: jax.Array
     finished_length: jax.Array
     counters: dict  # the env's info["counters"] (confusion counts for IntrusionDetection-v0), else {}
-    reset: jax.Array  # obs starts an episode: a recurrent network zeroes its memory before reading it
+    reset: Optional[jax.Array]  # recurrent: obs starts an episode (memory zeroed before reading it); else None
 
 
 class Batch(NamedTuple):
@@ -315,7 +315,7 @@ def rollout_step(ctx: PPOContext, state: PPOState, noise: RolloutNoise) -> tuple
         reset = memory["first"]
         actor_memory, policy = ctx.actor.apply(state.params["actor"], memory["actor"], obs, reset)
     else:
-        reset = jnp.zeros((cfg.num_envs,), bool)
+        reset = None  # only a recurrent network reads episode starts
         policy = ctx.actor.apply(state.params["actor"], obs)
     action = sample_action_with_noise(policy, noise.action)
     next_obs, env_state, reward, terminated, truncated, info = step_envs(
@@ -496,16 +496,20 @@ class MinibatchMetrics(NamedTuple):
     grad_clip_ratio: jax.Array
 
 
+def _replay(module: Any, params: Any, memory: jax.Array, minibatch: Batch) -> Any:
+    """A recurrent ``module`` over the minibatch's env sequences ``[T, B, ...]`` from ``memory`` ``[B, H]``,
+    memory zeroed where ``reset``: before any gradient step it reproduces the rollout's outputs."""
+    def step(memory: jax.Array, inputs: tuple) -> tuple[jax.Array, Any]:
+        return module.apply(params, memory, *inputs)
+
+    return jax.lax.scan(step, memory, (minibatch.obs, minibatch.reset))[1]
+
+
 def _actor_forward(ctx: PPOContext, actor_params: Any, minibatch: Batch) -> PolicyOutput:
-    """The policy at every sample of ``minibatch``, flat ``[B, ...]``; a recurrent actor replays each env
-    sequence from the memory it started the rollout with, so before any step it reproduces the rollout."""
+    """The policy at every sample of ``minibatch``, flat ``[B, ...]``."""
     if not ctx.recurrent:
         return ctx.actor.apply(actor_params, minibatch.obs)
-
-    def step(memory: jax.Array, inputs: tuple) -> tuple[jax.Array, PolicyOutput]:
-        return ctx.actor.apply(actor_params, memory, *inputs)
-
-    _, policy = jax.lax.scan(step, minibatch.actor_memory, (minibatch.obs, minibatch.reset))
+    policy = _replay(ctx.actor, actor_params, minibatch.actor_memory, minibatch)
     log_std = None if policy.log_std is None else policy.log_std[0]  # one state-independent vector
     return PolicyOutput(loc=_flatten_time_env(policy.loc), log_std=log_std)
 
@@ -513,12 +517,7 @@ def _actor_forward(ctx: PPOContext, actor_params: Any, minibatch: Batch) -> Poli
 def _critic_forward(ctx: PPOContext, critic_params: Any, minibatch: Batch) -> jax.Array:
     if not ctx.recurrent:
         return ctx.critic.apply(critic_params, minibatch.obs)
-
-    def step(memory: jax.Array, inputs: tuple) -> tuple[jax.Array, jax.Array]:
-        return ctx.critic.apply(critic_params, memory, *inputs)
-
-    _, values = jax.lax.scan(step, minibatch.critic_memory, (minibatch.obs, minibatch.reset))
-    return _flatten_time_env(values)
+    return _flatten_time_env(_replay(ctx.critic, critic_params, minibatch.critic_memory, minibatch))
 
 
 def _flat_targets(ctx: PPOContext, minibatch: Batch) -> Batch:

@@ -1,6 +1,6 @@
 """Does the advice of ``jaxppo diagnose`` work? And how often does it cry wolf on healthy runs?
 
-For each seed report's failure config this trains ``--seeds`` seeds (keys ``split(PRNGKey(0), N)``),
+For each debugging report's failure config this trains ``--seeds`` seeds (keys ``split(PRNGKey(0), N)``),
 diagnoses them, and re-trains with the ``--set`` line that the diagnosis suggests for the report's
 detector (the same keys, so seed ``i`` of the fix run is seed ``i`` of the failure run with only the
 suggested keys changed). It records, per report:
@@ -34,6 +34,7 @@ import time
 from typing import Any, Optional
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -52,13 +53,13 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # and fix always run the same budget.
 SHORT = ["total_timesteps=100000"]
 CASES = [
-    ("000", "ppo_seed000_absolute_clip", SHORT, "value_clip_saturated",
+    ("000", "ppo_report000_absolute_clip", SHORT, "value_clip_saturated",
      "absolute value clipping at 0.2 against returns near -1000 (Pendulum)"),
     ("001", "ppo_cartpole", ["learning_rate=1e-8", "total_timesteps=100000"], "frozen_policy",
      "a policy that never moves: learning rate 1e-8 (CartPole)"),
-    ("003", "ppo_seed003_batch_return_norm", SHORT, "value_loss_stuck",
+    ("003", "ppo_report003_batch_return_norm", SHORT, "value_loss_stuck",
      "Monte Carlo returns normalised per batch (Pendulum)"),
-    ("004", "ppo_seed004_raw_returns", SHORT, "value_loss_explosion",
+    ("004", "ppo_report004_raw_returns", SHORT, "value_loss_explosion",
      "raw Monte Carlo returns near -1000 without normalisation (Pendulum)"),
     ("002", "dqn_cartpole_cleanrl", ["loss=huber", "total_timesteps=100000"], "q_divergence",
      "Huber-loss DQN whose Q-values explode (CartPole, gradient clipping on)"),
@@ -175,19 +176,25 @@ def run_healthy(name: str, args: argparse.Namespace) -> dict:
 
 
 def random_policy_returns(names: list[str], episodes: int) -> dict[str, dict]:
-    """Mean return of a uniformly random policy per env (the ``random_return`` of ``ENV_FACTS``)."""
+    """Mean return of a uniformly random policy per env (the ``random_return`` of ``ENV_FACTS``); where
+    the env masks illegal actions, uniform over the legal ones (what an untrained masked policy does)."""
     from jaxppo.envs import make_env
+    from jaxppo.envs.core import has_action_mask
     from jaxppo.envs.evaluation import greedy_episodes
 
     out = {}
     for name in names:
         env, params = make_env(name)
         space = env.action_space(params)
+        masked = has_action_mask(env)
 
-        def act(obs, key, space=space):
+        def act(obs, key, action_mask=None, space=space):
+            if action_mask is not None:
+                return jnp.argmax(jnp.where(action_mask, jax.random.uniform(key, action_mask.shape), -1.0), -1)
             return jax.vmap(space.sample)(jax.random.split(key, obs.shape[0]))
 
-        result = jax.jit(lambda key: greedy_episodes(env, params, act, key, episodes))(jax.random.PRNGKey(0))
+        result = jax.jit(lambda key: greedy_episodes(env, params, act, key, episodes, action_masks=masked)
+                         )(jax.random.PRNGKey(0))
         returns = np.asarray(result["eval_return"], np.float64)
         out[name] = {"mean": float(returns.mean()), "std": float(returns.std()), "episodes": episodes,
                      "mean_length": float(np.mean(result["eval_length"]))}
@@ -209,12 +216,20 @@ def main() -> None:
                         help="train nothing: re-diagnose the cached metrics, skipping runs never trained")
     parser.add_argument("--random-returns", action="store_true",
                         help="only measure the random-policy return of every env in jaxppo.diagnosis.core.ENV_FACTS")
+    parser.add_argument("--random-returns-of", nargs="*", default=None, metavar="ENV",
+                        help="only measure the random-policy return of these envs (suite envs included), "
+                             "into random_policy_returns_suites.json")
     parser.add_argument("--cache", default=os.path.join("/tmp", "jaxppo_diagnose_cache"))
     parser.add_argument("--out", default=os.path.join(common.RESULTS_DIR, "diagnose_advice.json"))
     args = parser.parse_args()
     args.healthy_timesteps = {k: int(float(v)) for k, v in
                               (item.split("=") for item in args.healthy_timesteps.split(",") if item)}
 
+    if args.random_returns_of:
+        data = {"benchmark": "random_policy_returns", "machine": common.machine_info(),
+                "returns": random_policy_returns(args.random_returns_of, 256)}
+        common.write_json_atomic(os.path.join(common.RESULTS_DIR, "random_policy_returns_suites.json"), data)
+        return
     if args.random_returns:
         from jaxppo.diagnosis.core import ENV_FACTS
         from jaxppo.envs import known_env_names

@@ -14,8 +14,12 @@ mid-save leaves the previous checkpoint as the latest valid one.
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Any, Optional
+
+import jax
+import jax.numpy as jnp
 
 __all__ = ["save_checkpoint", "restore_checkpoint", "latest_checkpoint_update", "CheckpointWriter"]
 
@@ -52,6 +56,23 @@ def _manager(directory: str, read_only: bool = False, max_to_keep: Optional[int]
     return ocp.CheckpointManager(os.path.abspath(directory), options=options)
 
 
+def _is_empty(leaf: Any) -> bool:
+    return hasattr(leaf, "shape") and math.prod(leaf.shape) == 0
+
+
+def _without_empty(tree: Any) -> Any:
+    """``tree`` with zero-size arrays as None: Orbax refuses to save them, and MJX's physics state has
+    some (a model without actuators' activations, say)."""
+    return jax.tree.map(lambda leaf: None if _is_empty(leaf) else leaf, tree)
+
+
+def _with_empty(abstract_tree: Any, restored: Any) -> Any:
+    """The restored tree with the zero-size arrays ``_without_empty`` left out made again from their
+    shapes and dtypes in ``abstract_tree``."""
+    return jax.tree.map(lambda like, leaf: jnp.zeros(like.shape, like.dtype) if _is_empty(like) else leaf,
+                        abstract_tree, restored)
+
+
 class CheckpointWriter:
     """Keeps one Orbax manager open for a run's lifetime (creating one per save is slow)."""
 
@@ -63,7 +84,7 @@ class CheckpointWriter:
         ocp = _ocp()
         self._manager.save(
             update,
-            args=ocp.args.Composite(state=ocp.args.StandardSave(tree), meta=ocp.args.JsonSave(meta)),
+            args=ocp.args.Composite(state=ocp.args.StandardSave(_without_empty(tree)), meta=ocp.args.JsonSave(meta)),
             force=True,
         )
         self._manager.wait_until_finished()
@@ -103,8 +124,9 @@ def restore_checkpoint(directory: str, abstract_tree: Any, update: Optional[int]
             raise RunInputError(f"no checkpoint found in {directory!r}.")
         restored = manager.restore(
             step,
-            args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_tree), meta=ocp.args.JsonRestore()),
+            args=ocp.args.Composite(state=ocp.args.StandardRestore(_without_empty(abstract_tree)),
+                                    meta=ocp.args.JsonRestore()),
         )
-        return restored["state"], dict(restored["meta"]), int(step)
+        return _with_empty(abstract_tree, restored["state"]), dict(restored["meta"]), int(step)
     finally:
         manager.close()

@@ -88,13 +88,13 @@ def _check_range(name: str, value: Any, low: float, high: float, *, low_open: bo
 
 def _check_env_name(name: str) -> None:
     from jaxppo.envs import known_env_names  # local: config is the ground floor
-    from jaxppo.envs.core import installed_suites, suite_of
+    from jaxppo.envs.core import SUITES, installed_suites, suite_env_names, suite_of
 
     suite = suite_of(name)
     if suite is not None and not installed_suites()[suite]:
-        raise ValueError(f"env={name!r} needs the {suite} package: pip install 'jaxppo[{suite}]'.")
-    # A plain name is checked without importing any suite (brax alone takes seconds to import).
-    names = known_env_names(include_suites=suite is not None)
+        raise ValueError(f"env={name!r} needs the {suite} package: pip install 'jaxppo[{SUITES[suite].extra}]'.")
+    # A name is checked importing at most its own suite (brax alone takes seconds to import).
+    names = suite_env_names(suite) if suite is not None else known_env_names(include_suites=False)
     if name not in names:
         hint = difflib.get_close_matches(name, names, n=1)
         extra = f" Did you mean {hint[0]!r}?" if hint else ""
@@ -124,7 +124,7 @@ _ACTIVATIONS = ("tanh", "relu", "gelu", "silu", "elu")
 
 @struct.dataclass
 class PPOConfig:
-    """Proximal Policy Optimization, with every stability control from the seed reports as a field.
+    """Proximal Policy Optimization, with every stability control from the debugging reports as a field.
 
     Sizes and optimiser are PureJaxRL's CartPole PPO (4 envs x 128 steps, 4 epochs x 4 minibatches,
     Adam 2.5e-4 annealed, clip 0.2, GAE 0.99/0.95, global-norm clipping 0.5). The value side is the one
@@ -148,6 +148,9 @@ class PPOConfig:
     # Memory: "gru" gives actor and critic a GRU after their first layer (docs/memory.md).
     memory: str = static("none")  # none | gru
     memory_size: int = static(128)
+    # Legal-action masks: where the env says which actions are legal (an action_mask(state, params)
+    # method, as jaxppo's Jumanji adapter has), illegal actions get probability zero (docs/envs.md).
+    action_mask: bool = static(True)
     # Modes.
     return_estimator: str = static("gae")  # gae | monte_carlo
     advantage_normalization: str = static("minibatch")  # minibatch | batch | off
@@ -273,9 +276,9 @@ class PPOConfig:
 
 @struct.dataclass
 class DQNConfig:
-    """Deep Q-learning with a replay buffer carried as pure state, and seed 002's stability controls.
+    """Deep Q-learning with a replay buffer carried as pure state, and report 002's stability controls.
 
-    Defaults follow CleanRL / PureJaxRL CartPole DQN (mean-squared TD loss), with the fix from seed 002
+    Defaults follow CleanRL / PureJaxRL CartPole DQN (mean-squared TD loss), with the fix from report 002
     on by default: global-norm gradient clipping at 10, and rewards normalised by the running root mean
     square of the discounted return (``reward_normalization="running"``), which kept CartPole healthy on
     8 of 8 seeds at reward scales 1e-3, 1 and 1e3 where CleanRL's raw targets collapsed at 1e3
@@ -301,6 +304,9 @@ class DQNConfig:
     # Modes.
     target_update: str = static("hard")  # hard | polyak
     double_dqn: bool = static(False)
+    # Legal-action masks, where the env has them (docs/envs.md): the greedy and the exploring action are
+    # legal, and TD targets bootstrap from the best legal next action.
+    action_mask: bool = static(True)
     loss: str = static("mse")  # mse | huber
     value_target_transform: str = static("off")  # off | symlog: the network predicts symlog(Q)
     # off | running: rewards divided by the running std of the discounted return, the Q head rescaled
@@ -312,8 +318,8 @@ class DQNConfig:
     gamma: float = leaf(0.99)
     tau: float = leaf(1.0)
     huber_delta: float = leaf(1.0)
-    td_target_clip: Optional[float] = leaf(None)  # None: off (seed 002 uses 50.0)
-    max_grad_norm: Optional[float] = leaf(10.0)  # None: off (seed 002's failure)
+    td_target_clip: Optional[float] = leaf(None)  # None: off (report 002 uses 50.0)
+    max_grad_norm: Optional[float] = leaf(10.0)  # None: off (report 002's failure)
     epsilon_start: float = leaf(1.0)
     epsilon_end: float = leaf(0.05)
     epsilon_decay_fraction: float = leaf(0.5)

@@ -23,6 +23,7 @@ COMMON = {
     "reward_normalization": "off, or running: rewards divided by the running size of the discounted return",
     "value_target_transform": "off, or symlog: the network predicts symlog of its targets (DreamerV3)",
     "env_reward_scale": "every reward multiplied by this before learning (to test a config across scales)",
+    "action_mask": "apply the env's legal-action mask where it has one (Jumanji): only legal actions are chosen",
     "run": "host-side run settings: chunking, checkpoints, evaluation, metric history",
 }
 

@@ -11,7 +11,7 @@ __all__ = ["explained_variance", "approx_kl", "clip_fraction"]
 def explained_variance(predicted: jax.Array, target: jax.Array) -> jax.Array:
     """``1 - Var[target - predicted] / Var[target]`` over all elements.
 
-    1 is a perfect critic, 0 no better than predicting the mean, negative worse than that (seed 001
+    1 is a perfect critic, 0 no better than predicting the mean, negative worse than that (report 001
     reads -143). NaN when the targets have zero variance, where the quantity is undefined.
     """
     var_target = jnp.var(target)

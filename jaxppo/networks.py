@@ -38,6 +38,7 @@ ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
 
 
 def activation_fn(name: str) -> Callable[[jax.Array], jax.Array]:
+    """The elementwise activation called ``name`` (a key of ``ACTIVATIONS``: ``"tanh"``, ``"relu"``, ...)."""
     return ACTIVATIONS[name]
 
 

@@ -165,7 +165,7 @@ def td_targets(
     ``q_next_t`` is the bootstrap value of the next state (max of the target network, or the target
     network's value of the online network's argmax for double DQN), evaluated on the *final*
     observation when the episode was truncated, so truncation still bootstraps. ``target_clip``
-    clips the target to ``[-target_clip, target_clip]`` (seed 002 uses 50).
+    clips the target to ``[-target_clip, target_clip]`` (report 002 uses 50).
     """
     chex.assert_equal_shape([r_t, q_next_t, terminated_t])
     not_terminated = 1.0 - terminated_t.astype(jnp.float32)

@@ -876,8 +876,9 @@ def _return_stats(values: np.ndarray, solved_return: Optional[float] = None) -> 
 FINAL_RETURN_DEFINITION = "per seed, the mean episode return over the last 10% of updates that finished an episode"
 
 
-def _diagnosis_summary(diagnosis: Any, count: int = 3) -> dict:
-    """The run summary's view of ``jaxppo.diagnose``: healthy seeds, seeds per pathology, worst seeds."""
+def _diagnosis_summary(diagnosis: Any, steps_per_update: int, count: int = 3) -> dict:
+    """The run summary's view of ``jaxppo.diagnose``: healthy seeds, seeds per pathology, worst seeds,
+    and where each pathology began (the diagnostics plot reads that, so a run is diagnosed once)."""
     worst = []
     for index in diagnosis.worst_seeds(count):
         seed = diagnosis.seeds[index]
@@ -887,7 +888,8 @@ def _diagnosis_summary(diagnosis: Any, count: int = 3) -> dict:
                       "suggestion": list(seed.suggestion)})
     return {"num_healthy": diagnosis.num_healthy, "num_seeds": diagnosis.num_seeds,
             "counts": {name: n for name, n in diagnosis.counts.items() if n},
-            "warning_counts": {name: n for name, n in diagnosis.warning_counts.items() if n}, "worst_seeds": worst}
+            "warning_counts": {name: n for name, n in diagnosis.warning_counts.items() if n}, "worst_seeds": worst,
+            "starts": _pathology_starts(diagnosis, steps_per_update)}
 
 
 def diagnose_run(run_dir: str, thresholds: Any = None) -> tuple[Any, dict, Any]:
@@ -935,6 +937,7 @@ def _write_summary(run_dir: str, config: Any, seed: int, num_seeds: int, records
         "seed": seed,
         "num_seeds": num_seeds,
         "updates": update,
+        "metric_columns": records.columns,
         "complete": update >= config.num_updates,
         "env_steps_per_seed": steps_per_seed,
         "env_steps_total": steps_per_seed * num_seeds,
@@ -946,8 +949,8 @@ def _write_summary(run_dir: str, config: Any, seed: int, num_seeds: int, records
         "final_return": dict(_return_stats(final_returns(records.valid_per_seed()), solved_return),
                              definition=FINAL_RETURN_DEFINITION),
         "final_eval_return": None,
-        "diagnosis": _diagnosis_summary(diagnose(records.valid_per_seed(), config,
-                                                 metrics_every=records.every)),
+        "diagnosis": _diagnosis_summary(diagnose(records.valid_per_seed(), config, metrics_every=records.every),
+                                        config.steps_per_update),
         "run_dir": os.path.abspath(run_dir),
     }
     summary["nonfinite"] = _nonfinite_summary(records)
@@ -992,8 +995,8 @@ def render_plots(run_dir: str, dpi: int = 100, smooth: Optional[int] = None) -> 
     panels = os.path.join(run_dir, DIAGNOSTICS_FILE)
     plotting.learning_curve_png(curve, env_steps, metrics["episode_return"], title, eval_steps, eval_return, dpi,
                                 smooth=smooth, groups=sweep_groups(run_info))
-    plotting.diagnostics_png(panels, env_steps, metrics, title, dpi=dpi,
-                             pathology_starts=_pathology_starts(raw, config))
+    starts = _recorded_pathology_starts(run_dir, raw, config, raw["episode_return"].shape[1])
+    plotting.diagnostics_png(panels, env_steps, metrics, title, dpi=dpi, pathology_starts=starts)
     return [curve, panels]
 
 
@@ -1010,17 +1013,31 @@ def sweep_groups(run_info: Mapping[str, Any]) -> Optional[list[tuple[str, list[i
             for g, point in enumerate(grid_settings(list(grid), grid))]
 
 
-def _pathology_starts(metrics: Mapping[str, np.ndarray], config: Any) -> dict[str, tuple[float, int]]:
-    """``{pathology: (median env step at which it began, seeds)}`` for the diagnostics panels."""
-    from jaxppo.diagnosis.core import diagnose
-
-    diagnosis = diagnose(metrics, config, metrics_every=config.run.metrics_every)
+def _pathology_starts(diagnosis: Any, steps_per_update: int) -> dict[str, list]:
+    """``{pathology: [median env step at which it began, seeds]}``, for the diagnostics panels."""
     starts: dict[str, list[int]] = {}
     for seed in diagnosis.seeds:
         for finding in seed.failures:
             starts.setdefault(finding.name, []).append(finding.start_update)
-    return {name: (float(np.median(updates)) * config.steps_per_update, len(updates))
-            for name, updates in starts.items()}
+    return {name: [float(np.median(updates)) * steps_per_update, len(updates)] for name, updates in starts.items()}
+
+
+def _recorded_pathology_starts(run_dir: str, metrics: Mapping[str, np.ndarray], config: Any, columns: int
+                               ) -> dict[str, tuple[float, int]]:
+    """The pathology starts the run's summary recorded for these ``columns`` of metrics; a run whose
+    summary is older (or predates the field) is diagnosed here instead."""
+    try:
+        with open(os.path.join(run_dir, SUMMARY_FILE)) as f:
+            summary = json.load(f)
+    except (OSError, ValueError):
+        summary = {}
+    recorded = (summary.get("diagnosis") or {}).get("starts")
+    if recorded is None or summary.get("metric_columns") != columns:
+        from jaxppo.diagnosis.core import diagnose
+
+        recorded = _pathology_starts(diagnose(metrics, config, metrics_every=config.run.metrics_every),
+                                     config.steps_per_update)
+    return {name: (float(step), int(seeds)) for name, (step, seeds) in recorded.items()}
 
 
 # Loading a finished (or checkpointed) run --------------------------------------------------------

@@ -107,6 +107,7 @@ def replace_with_batch(stats: RunningStats, batch: jax.Array) -> RunningStats:
 
 
 def std(stats: RunningStats) -> jax.Array:
+    """The running standard deviation, ``sqrt(var + eps)``, shaped like the statistics."""
     return jnp.sqrt(stats.var + _VARIANCE_EPS)
 
 

@@ -3,7 +3,7 @@
 * ``clip_by_global_norm``: the whole gradient is rescaled by ``min(1, max_norm / ||g||)``, which keeps
   its direction (rejax passes ``max_grad_norm`` to ``optax.clip``, which clips each element separately
   and so changes the direction; we do not).
-* A separate learning rate for the critic (seed 001) via ``optax.multi_transform`` over a
+* A separate learning rate for the critic (report 001) via ``optax.multi_transform`` over a
   ``{"actor": ..., "critic": ...}`` parameter tree.
 * ``skip_nonfinite_updates``: an update with a NaN or Inf anywhere is replaced by zeros, the inner
   optimiser state is left as it was, and the skip is counted, so one bad batch cannot poison the
@@ -32,7 +32,7 @@ __all__ = [
 ]
 
 class GradientStats(NamedTuple):
-    """Seed 002's diagnostics: the raw global norm, and ``clipped / raw`` (1.0 when not clipped)."""
+    """Report 002's diagnostics: the raw global norm, and ``clipped / raw`` (1.0 when not clipped)."""
 
     grad_norm: jax.Array
     grad_clip_ratio: jax.Array

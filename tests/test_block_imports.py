@@ -18,7 +18,8 @@ BLOCKS = [
 FORBIDDEN = [
     "jaxppo.api", "jaxppo.runner", "jaxppo.lab", "jaxppo.programs", "jaxppo.ppo.train", "jaxppo.dqn.train",
     "jaxppo.envs", "jaxppo.cli", "jaxppo.plotting", "jaxppo.sweep_report", "jaxppo.config",
-    "jaxppo.diagnosis.core", "gymnax", "matplotlib", "orbax", "orbax.checkpoint",
+    "jaxppo.diagnosis.core", "jaxppo.diagnosis.detectors", "jaxppo.diagnosis.report", "gymnax", "matplotlib",
+    "orbax", "orbax.checkpoint",
 ]
 
 SCRIPT = """

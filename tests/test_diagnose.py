@@ -330,7 +330,8 @@ def test_diagnostics_plot_marks_where_pathologies_begin(frozen_run):
     from jaxppo import runner
 
     config, run_dir, result = frozen_run
-    starts = runner._pathology_starts(result.metrics, config)
+    with open(f"{run_dir}/summary.json") as handle:
+        starts = json.load(handle)["diagnosis"]["starts"]  # what the plot draws, recorded once per run
     assert set(starts) == {"frozen_policy", "no_learning"} and starts["frozen_policy"][1] == 3
     with open(f"{run_dir}/diagnostics.png", "rb") as handle:
         assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
@@ -345,7 +346,7 @@ def raw_return_runs():
     the same with the suggested running return normalisation."""
     from jaxppo import apply_overrides, load_config
 
-    failure = apply_overrides(load_config("ppo_seed004_raw_returns"), RAW_PENDULUM)
+    failure = apply_overrides(load_config("ppo_report004_raw_returns"), RAW_PENDULUM)
     _, failure_metrics = jaxppo.train(failure, num_seeds=2)
     return failure, failure_metrics
 

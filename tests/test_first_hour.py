@@ -19,7 +19,7 @@ def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
 
 
 def test_training_a_lab_grid_names_the_lab_verb(capsys, tmp_path):
-    grid = os.path.join(configs_dir(), "lab", "seed000.yaml")
+    grid = os.path.join(configs_dir(), "lab", "report000.yaml")
     code, _, err = run_cli(capsys, "train", grid, "--out", str(tmp_path / "run"))
     assert code == 2 and "is a lab grid" in err and f"jaxppo lab {grid}" in err
     assert not (tmp_path / "run").exists()
@@ -66,14 +66,14 @@ def test_listing_envs_never_makes_an_env_that_downloads_data(capsys, monkeypatch
 def test_lab_set_applies_to_every_cell_after_its_variant():
     from jaxppo import lab
 
-    grid = lab.load_grid("seed000", sets=["total_timesteps=20480", "learning_rate=1e-3"])
+    grid = lab.load_grid("report000", sets=["total_timesteps=20480", "learning_rate=1e-3"])
     assert grid.cells and all(c.config.total_timesteps == 20480 and c.config.learning_rate == 1e-3
                               for c in grid.cells)
     assert grid.to_dict()["sets"] == ["total_timesteps=20480", "learning_rate=1e-3"]
-    plain = lab.load_grid("seed000")
+    plain = lab.load_grid("report000")
     assert "sets" not in plain.to_dict() and plain.cells[0].config.total_timesteps != 20480
     with pytest.raises(runner.RunInputError, match="--set"):
-        lab.load_grid("seed000", sets=["no_such_field=1"])
+        lab.load_grid("report000", sets=["no_such_field=1"])
 
 
 def test_plots_draw_placeholders_as_gaps():
@@ -117,7 +117,7 @@ def test_readme_config_paths_load_from_any_folder(tmp_path, monkeypatch):
 
     monkeypatch.chdir(tmp_path)  # not a clone: no configs/ folder here
     assert jaxppo.load_config("configs/ppo_cartpole.yaml") == jaxppo.load_config("ppo_cartpole")
-    assert lab.load_grid("configs/lab/seed000.yaml").name == "seed000"
+    assert lab.load_grid("configs/lab/report000.yaml").name == "report000"
     with pytest.raises(ValueError, match="Did you mean 'ppo_cartpole'"):
         jaxppo.load_config("configs/ppo_cartpol.yaml")
 

@@ -61,12 +61,14 @@ def test_termination_truncation_final_observation_and_reset_by_hand():
     obs, state, reward, terminated, truncated, info = step(state, 0)  # count 1: an ordinary step
     assert (float(reward), bool(terminated), bool(truncated)) == (0.0, False, False)
     np.testing.assert_array_equal(obs, [1, 1, 1, 1, 1])
-    np.testing.assert_array_equal(info["action_mask"], [True, True])
+    np.testing.assert_array_equal(env.action_mask(state, params), [True, True])
     obs, state, reward, terminated, truncated, info = step(state, 0)  # count 2
+    np.testing.assert_array_equal(env.action_mask(state, params), [True, False])  # the observation's mask
     obs, state, reward, terminated, truncated, info = step(state, 0)  # count 3: the time limit
     assert (bool(terminated), bool(truncated)) == (False, True)
     np.testing.assert_array_equal(info["final_observation"], [3, 3, 3, 3, 3])  # the true last state
     np.testing.assert_array_equal(obs, [0, 0, 0, 0, 0])  # already the next episode's first observation
+    np.testing.assert_array_equal(env.action_mask(state, params), [True, True])  # and its mask
     obs, state, reward, terminated, truncated, info = step(state, 1)  # action 1 ends it: termination
     assert (float(reward), bool(terminated), bool(truncated)) == (1.0, True, False)
     np.testing.assert_array_equal(info["final_observation"], [1, 1, 1, 1, 1])

@@ -185,7 +185,7 @@ def grid_paths() -> list[str]:
 
 def test_the_shipped_grids_exist_for_every_report_and_question():
     names = {os.path.basename(p)[:-5] for p in grid_paths()}
-    assert {"seed000", "seed001", "seed002", "seed003", "seed004", "reward_scale", "implementation_details"} <= names
+    assert {"report000", "report001", "report002", "report003", "report004", "reward_scale", "implementation_details"} <= names
 
 
 @pytest.mark.parametrize("path", grid_paths(), ids=lambda p: os.path.basename(p))
@@ -209,14 +209,14 @@ def test_every_shipped_grid_builds_all_its_cells(path):
 
 def test_grids_are_found_by_name_in_a_clone_and_in_an_installed_wheel(tmp_path, monkeypatch):
     assert lab.grids_dir() == os.path.join(REPO, "configs", "lab")
-    assert lab.load_grid("seed000").path == os.path.join(REPO, "configs", "lab", "seed000.yaml")
+    assert lab.load_grid("report000").path == os.path.join(REPO, "configs", "lab", "report000.yaml")
     wheel_package = tmp_path / "site-packages" / "jaxppo"
     (wheel_package / "bundled_configs" / "lab").mkdir(parents=True)
-    shutil.copy(os.path.join(REPO, "configs", "ppo_seed000_absolute_clip.yaml"), wheel_package / "bundled_configs")
-    shutil.copy(os.path.join(REPO, "configs", "lab", "seed000.yaml"), wheel_package / "bundled_configs" / "lab")
+    shutil.copy(os.path.join(REPO, "configs", "ppo_report000_absolute_clip.yaml"), wheel_package / "bundled_configs")
+    shutil.copy(os.path.join(REPO, "configs", "lab", "report000.yaml"), wheel_package / "bundled_configs" / "lab")
     monkeypatch.setattr(config_module, "configs_dir", lambda: real_configs_dir(str(wheel_package)))
-    grid = lab.load_grid("seed000")
-    assert grid.path == str(wheel_package / "bundled_configs" / "lab" / "seed000.yaml")
+    grid = lab.load_grid("report000")
+    assert grid.path == str(wheel_package / "bundled_configs" / "lab" / "report000.yaml")
     assert grid.cells[0].config.value_clipping == "absolute"
 
 
@@ -250,10 +250,10 @@ def test_bad_grid_input_is_one_line_exit_2_before_anything_is_created(capsys, tm
 
 
 def test_missing_grid_names_the_nearest_bundled_grid(capsys, tmp_path):
-    code = cli.main(["lab", "seed00", "--out", str(tmp_path / "out")])
+    code = cli.main(["lab", "report00", "--out", str(tmp_path / "out")])
     err = capsys.readouterr().err
     assert code == 2 and "does not exist" in err and "Did you mean" in err
-    code = cli.main(["lab", "seed000", "--seeds", "0", "--out", str(tmp_path / "out")])
+    code = cli.main(["lab", "report000", "--seeds", "0", "--out", str(tmp_path / "out")])
     assert code == 2 and "--seeds" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 
@@ -264,7 +264,7 @@ def test_readme_tables_are_generated_from_results_json(interrupted_then_resumed,
     spec = importlib.util.spec_from_file_location("lab_tables", os.path.join(REPO, "benchmarks", "lab_tables.py"))
     lab_tables = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(lab_tables)
-    shutil.copytree(interrupted_then_resumed["out_dir"], tmp_path / "lab" / "seed000")
+    shutil.copytree(interrupted_then_resumed["out_dir"], tmp_path / "lab" / "report000")
     readme = tmp_path / "README.md"
     readme.write_text(f"intro\n{lab_tables.BEGIN}\nstale\n{lab_tables.END}\noutro\n")
     assert lab_tables.main(["--lab-dir", str(tmp_path / "lab"), "--readme", str(readme)]) == 0
@@ -274,4 +274,4 @@ def test_readme_tables_are_generated_from_results_json(interrupted_then_resumed,
         failed = 2 - sum(record["per_seed"]["healthy"])
         row = next(line for line in text.splitlines() if f"| {record['variant']} | CartPole-v1 (x1) |" in line)
         assert f"| {100 * failed / 2:.0f}% ({failed}/2) |" in row
-    assert "not run yet (`jaxppo lab seed004`)" in text
+    assert "not run yet (`jaxppo lab report004`)" in text

@@ -56,7 +56,7 @@ def test_relative_value_clipping_scales_with_old_value():
 
 
 def test_relative_clip_allows_large_moves_at_large_values():
-    # Seed 000: returns ~1500; absolute eps 0.2 lets the critic move 0.2, relative 0.2 lets it move 300.
+    # Report 000: returns ~1500; absolute eps 0.2 lets the critic move 0.2, relative 0.2 lets it move 300.
     old = jnp.array([1500.0])
     pred = jnp.array([1700.0])
     absolute = losses.clip_value_prediction(pred, old, "absolute", 0.2, 1.0)
@@ -79,7 +79,7 @@ def test_robust_advantage_normalisation():
     wide = jnp.array([1.0, 2.0, 3.0, 4.0])
     out = jax.jit(losses.normalize_advantages)(wide, 0.01)
     np.testing.assert_allclose(out, (np.array([1, 2, 3, 4]) - 2.5) / np.std([1, 2, 3, 4]), rtol=1e-5)
-    # Seed 001: a batch of near-identical advantages is centred, not blown up to unit variance.
+    # Report 001: a batch of near-identical advantages is centred, not blown up to unit variance.
     flat = jnp.array([1.0, 1.0 + 1e-4, 1.0 - 1e-4, 1.0])
     out = jax.jit(losses.normalize_advantages)(flat, 0.01)
     np.testing.assert_allclose(out, flat - jnp.mean(flat), atol=1e-7)
@@ -87,7 +87,7 @@ def test_robust_advantage_normalisation():
 
 
 def test_per_batch_return_normalisation_pins_a_mean_predictor_at_one():
-    # Seed 003's failure in closed form: targets normalised per batch have mean 0 and variance 1, so a
+    # Report 003's failure in closed form: targets normalised per batch have mean 0 and variance 1, so a
     # critic that predicts 0 sees an MSE of exactly 1.0 whatever the returns were.
     from jaxppo import running_stats as rs
 

@@ -214,6 +214,22 @@ def test_plots_are_real_pngs_and_can_be_redrawn(finished_run):
     assert _png_size(paths[1])[0] >= 1000  # a grid of diagnostic panels, three across
 
 
+def test_a_run_is_diagnosed_once_and_its_plot_reads_the_summary(tmp_path, monkeypatch):
+    import jaxppo.diagnosis.core as core
+
+    calls = []
+    real = core.diagnose
+    monkeypatch.setattr(core, "diagnose", lambda *args, **kwargs: calls.append(1) or real(*args, **kwargs))
+    run_dir = str(tmp_path / "once")
+    runner.train_run(tiny_config(), run_dir, num_seeds=2, seed=1, progress=False, echo=lambda line: None)
+    assert len(calls) == 1  # the summary's diagnosis; the diagnostics plot reused its pathology starts
+    with open(os.path.join(run_dir, "summary.json")) as f:
+        summary = json.load(f)
+    assert "starts" in summary["diagnosis"] and summary["metric_columns"] == summary["updates"]
+    runner.render_plots(run_dir)  # redrawn later from the same files: still no second diagnosis
+    assert len(calls) == 1
+
+
 # Atomic writes ----------------------------------------------------------------------------------
 
 def test_failed_write_leaves_previous_file_intact(tmp_path, monkeypatch):

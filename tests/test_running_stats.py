@@ -35,7 +35,7 @@ def test_multi_axis_batches_reduce_over_leading_axes():
 
 
 def test_large_offset_is_numerically_stable():
-    # Returns of -200,000 with a spread of 10 (seed 004's scale): a naive E[x^2] - E[x]^2 in float32 fails.
+    # Returns of -200,000 with a spread of 10 (report 004's scale): a naive E[x^2] - E[x]^2 in float32 fails.
     rng = np.random.default_rng(1)
     data = (-200_000.0 + 10.0 * rng.normal(size=(4, 512))).astype(np.float64)
     stats = rs.init(())

@@ -77,8 +77,8 @@ def run(args: argparse.Namespace) -> int:
             names = [name for name in suite_names if name.startswith(suite + "/")]
             import importlib
 
-            description = importlib.import_module(SUITES[suite][0]).DESCRIPTION
+            description = importlib.import_module(SUITES[suite].adapter).DESCRIPTION
             print(f"{suite} (installed, {len(names)} envs; {description}): " + ", ".join(names))
         else:
-            print(f"{suite}: not installed; pip install 'jaxppo[{SUITES[suite][1]}]' adds its envs as {suite}/<name>")
+            print(f"{suite}: not installed; pip install 'jaxppo[{SUITES[suite].extra}]' adds its envs as {suite}/<name>")
     return 0

@@ -9,7 +9,7 @@ from typing import Any
 from jaxppo.cli.common import UsageError
 
 _LAB_EPILOG = """\
-GRID is a YAML file or the name of a bundled grid (configs/lab/: seed000 ... seed004,
+GRID is a YAML file or the name of a bundled grid (configs/lab/: report000 ... report004,
 reward_scale, reward_scale_acrobot, reward_scale_pendulum, reward_scale_intrusion, reward_scale_dqn,
 implementation_details). It names a base config, the environments, the reward scales and the
 variants (each a set of config overrides); docs/lab.md has the format.
@@ -17,7 +17,7 @@ Each (variant, env, reward scale) trains all seeds in one compiled program. Outp
 results.json, results.md, cells/*.npz (per-seed metrics), stability_vs_throughput.png,
 learning_curves.png, pathologies.png. Run the same command again to resume after an
 interruption: finished cells are kept, the lab restarts at the cell it was on.
-  jaxppo lab seed000 --seeds 64 --out docs/lab/seed000
+  jaxppo lab report000 --seeds 64 --out docs/lab/report000
   jaxppo lab my_grid.yaml --seeds 8
 """
 

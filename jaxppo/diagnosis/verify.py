@@ -133,7 +133,7 @@ def shortened(config: Any, fraction: float) -> Any:
 
 def _summarize(name: str, overrides: tuple[str, ...], why: str, metrics: Mapping[str, np.ndarray], config: Any,
                steps_per_second: Optional[float]) -> CandidateResult:
-    from jaxppo.diagnosis.core import diagnose, final_returns
+    from jaxppo.diagnosis.report import diagnose, final_returns
     from jaxppo.stats import summarize_seeds
 
     diagnosis = diagnose(dict(metrics), config)

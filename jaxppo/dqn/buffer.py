@@ -33,7 +33,7 @@ replacement* from ``[0, size)``, so unfilled slots (zeros) are never read.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Optional, NamedTuple
 
 import chex
 import jax
@@ -52,6 +52,7 @@ class Transition(NamedTuple):
     reward: jax.Array
     terminated: jax.Array
     next_obs: jax.Array
+    next_action_mask: Optional[jax.Array] = None  # [A] legal actions at next_obs, where the env masks
 
 
 @struct.dataclass

@@ -1,4 +1,4 @@
-"""TD errors, their losses, and the diagnostics seed 002 reads (Q range, greedy agreement, action mix).
+"""TD errors, their losses, and the diagnostics report 002 reads (Q range, greedy agreement, action mix).
 
 Shapes: ``q_tm1 [B, A]`` are online action values of the sampled observations, ``a_tm1 [B]`` the actions
 taken, ``q_t_target [B, A]`` / ``q_t_online [B, A]`` the target and online values of the *next*
@@ -18,6 +18,7 @@ from jaxppo.returns import symexp, symlog, td_targets
 __all__ = [
     "elementwise_loss",
     "bootstrap_values",
+    "mask_q_values",
     "TDOutput",
     "q_learning_loss",
     "greedy_agreement",
@@ -30,7 +31,7 @@ def elementwise_loss(td_error: jax.Array, kind: str, huber_delta: float | jax.Ar
 
     Both use the 0.5 factor so the two agree exactly inside ``[-delta, delta]``: switching ``loss``
     changes only how outliers are weighted, never the step size on ordinary errors. Huber's gradient
-    is bounded by ``delta``, which is why it is the default (seed 002).
+    is bounded by ``delta``, which is why it is the default (report 002).
     """
     if kind == "mse":
         return 0.5 * td_error**2
@@ -52,6 +53,20 @@ def bootstrap_values(q_t_target: jax.Array, q_t_online: jax.Array, double_dqn: b
         return jnp.max(q_t_target, axis=-1)
     best = jnp.argmax(q_t_online, axis=-1)
     return jnp.take_along_axis(q_t_target, best[..., None], axis=-1)[..., 0]
+
+
+MASKED_Q = -1e9  # finite, so a masked value times a zero discount stays 0 (not NaN)
+
+
+def mask_q_values(q_values: jax.Array, action_mask: Optional[jax.Array]) -> jax.Array:
+    """``q_values [..., A]`` with illegal actions (``action_mask`` False) at ``MASKED_Q``, so argmax and max
+    see legal actions only. A row with no legal action (an episode's terminal observation may have
+    none) is left as it is; ``None`` masks nothing."""
+    if action_mask is None:
+        return q_values
+    chex.assert_equal_shape([q_values, action_mask])
+    keep = jnp.logical_or(action_mask, ~jnp.any(action_mask, axis=-1, keepdims=True))
+    return jnp.where(keep, q_values, MASKED_Q)
 
 
 class TDOutput(NamedTuple):
@@ -106,7 +121,7 @@ def q_learning_loss(
 def greedy_agreement(q_online: jax.Array, q_target: jax.Array) -> jax.Array:
     """Fraction of rows where the online and target networks choose the same greedy action.
 
-    Seed 002's early warning: it sat at 84-90% while learning was healthy and fell to 10% before the
+    Report 002's early warning: it sat at 84-90% while learning was healthy and fell to 10% before the
     loss exploded. Ties resolve to the lowest action index in both networks (``argmax``).
     """
     chex.assert_equal_shape([q_online, q_target])

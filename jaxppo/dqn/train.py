@@ -35,7 +35,7 @@ loop of its own, and DQN's per-update work is small enough for those to show.
 from __future__ import annotations
 
 import functools
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Optional
 
 import chex
 import jax
@@ -51,6 +51,7 @@ from jaxppo.dqn import losses
 from jaxppo.dqn.networks import QNetwork
 from jaxppo.networks import replace_output_layer
 from jaxppo.returns import running_discounted_return, symexp
+from jaxppo.envs.core import has_action_mask, legal_actions
 from jaxppo.envs.evaluation import greedy_episodes
 from jaxppo.envs.stepping import StepNoise, draw_step_noise, step_envs
 from jaxppo.envs import (
@@ -108,6 +109,15 @@ class DQNContext(NamedTuple):
     num_actions: int
     obs_shape: tuple[int, ...]
 
+    @property
+    def masked(self) -> bool:
+        """The env says which actions are legal (``action_mask(state, params)``) and the config applies it."""
+        return self.config.action_mask and has_action_mask(self.env)
+
+    def legal_actions(self, env_states: Any) -> Optional[jax.Array]:
+        """``[N, num_actions]`` bool for a batch of env states, or None where nothing is masked."""
+        return legal_actions(self.env, self.env_params, env_states) if self.masked else None
+
 
 @struct.dataclass
 class DQNState:
@@ -152,7 +162,8 @@ class RolloutNoise(NamedTuple):
     """The randomness of ``num_steps`` vectorised env steps; leaves ``[num_steps, num_envs, ...]``."""
 
     explore: jax.Array  # uniform in [0, 1): the step explores where this is below epsilon
-    random_action: jax.Array  # int32 in [0, num_actions): the action taken when exploring
+    random_action: jax.Array  # int32 in [0, num_actions): the action taken when exploring; with action
+    # masks, [..., num_actions] uniform scores instead, whose best legal entry is the exploring action
     env: StepNoise  # step keys and reset states for the envs' auto-reset
 
 
@@ -176,7 +187,7 @@ class GradientMetrics(NamedTuple):
     q_max: jax.Array
     td_target_clip_fraction: jax.Array
     grad_norm: jax.Array  # global norm before clipping
-    grad_clip_ratio: jax.Array  # clipped / raw norm, 1.0 when not clipped (seed 002's ClipΔ)
+    grad_clip_ratio: jax.Array  # clipped / raw norm, 1.0 when not clipped (report 002's ClipΔ)
     greedy_agreement: jax.Array
     greedy_action_histogram: jax.Array  # [num_actions]
 
@@ -210,7 +221,8 @@ def init_state(ctx: DQNContext, key: jax.Array) -> DQNState:
     obs, env_state = _reset_envs(ctx, env_key, cfg.num_envs)
     params = ctx.network.init(net_key, obs)
     example = replay.Transition(obs=obs[0], action=jnp.zeros((), jnp.int32), reward=jnp.zeros((), jnp.float32),
-                                terminated=jnp.zeros((), bool), next_obs=obs[0])
+                                terminated=jnp.zeros((), bool), next_obs=obs[0],
+                                next_action_mask=jnp.ones((ctx.num_actions,), bool) if ctx.masked else None)
     return DQNState(
         params=params,
         target_params=params,
@@ -248,9 +260,15 @@ def epsilon_greedy(key: jax.Array, q_values: jax.Array, epsilon: jax.Array) -> j
 
 
 def epsilon_greedy_with_noise(q_values: jax.Array, epsilon: jax.Array, explore: jax.Array,
-                              random_action: jax.Array) -> jax.Array:
-    """``epsilon_greedy`` from pre-drawn ``explore`` uniforms and ``random_action`` ints (shape ``[...]``)."""
-    greedy = jnp.argmax(q_values, axis=-1)
+                              random_action: jax.Array, action_mask: Optional[jax.Array] = None) -> jax.Array:
+    """``epsilon_greedy`` from pre-drawn ``explore`` uniforms and ``random_action`` ints (shape ``[...]``).
+
+    With ``action_mask`` (``[..., A]`` bool) both choices are legal: the greedy one is the best legal
+    action, and ``random_action`` holds ``[..., A]`` uniform scores whose best legal entry (uniform
+    over the legal actions) is the exploring action."""
+    greedy = jnp.argmax(losses.mask_q_values(q_values, action_mask), axis=-1)
+    if action_mask is not None:
+        random_action = jnp.argmax(jnp.where(action_mask, random_action, -1.0), axis=-1)
     return jnp.where(explore < epsilon, random_action, greedy).astype(jnp.int32)
 
 
@@ -259,9 +277,13 @@ def draw_rollout_noise(ctx: DQNContext, key: jax.Array, num_steps: int) -> Rollo
     cfg = ctx.config
     shape = (num_steps, cfg.num_envs)
     explore_key, action_key, env_key = jax.random.split(key, 3)
+    if ctx.masked:
+        random_action = jax.random.uniform(action_key, shape + (ctx.num_actions,))
+    else:
+        random_action = jax.random.randint(action_key, shape, 0, ctx.num_actions, dtype=jnp.int32)
     return RolloutNoise(
         explore=jax.random.uniform(explore_key, shape),
-        random_action=jax.random.randint(action_key, shape, 0, ctx.num_actions, dtype=jnp.int32),
+        random_action=random_action,
         env=draw_step_noise(ctx.env, ctx.env_params, env_key, shape),
     )
 
@@ -274,15 +296,23 @@ def rollout_step(ctx: DQNContext, state: DQNState, noise: RolloutNoise) -> tuple
     cfg = ctx.config
     epsilon = epsilon_at(cfg, state.env_steps)
     action = epsilon_greedy_with_noise(ctx.network.apply(state.params, state.obs), epsilon, noise.explore,
-                                       noise.random_action)
+                                       noise.random_action, ctx.legal_actions(state.env_state))
     next_obs, env_state, reward, terminated, truncated, info = step_envs(
         ctx.env, ctx.env_params, state.env_state, action, noise.env)
+    # The legal actions at the stepped observation (before any auto-reset), for the TD target's max.
+    next_action_mask = None
+    if ctx.masked:
+        next_action_mask = info.get("final_action_mask")
+        if next_action_mask is None:
+            raise ValueError("an env with action_mask must report the stepped observation's mask in "
+                             "info['final_action_mask'] for DQN's targets (jaxppo's adapters do).")
     reward = reward.astype(jnp.float32)
     done = jnp.logical_or(terminated, truncated)
     tracker, finished_return, finished_length = track_episodes(state.tracker, reward, done)
     discounted, carried_discounted = running_discounted_return(state.discounted_return, reward, done, cfg.gamma)
     transition = replay.Transition(obs=state.obs, action=action, reward=reward,
-                                   terminated=terminated.astype(bool), next_obs=info["final_observation"])
+                                   terminated=terminated.astype(bool), next_obs=info["final_observation"],
+                                   next_action_mask=next_action_mask)
     new_state = state.replace(
         env_state=env_state, obs=next_obs, tracker=tracker, env_steps=state.env_steps + cfg.num_envs,
         discounted_return=carried_discounted)
@@ -310,12 +340,14 @@ def dqn_loss(params: Any, target_params: Any, ctx: DQNContext, batch: replay.Tra
     # Separate passes, not one pass over [obs; next_obs]: on the 2-core CPU the concatenation cost 15%
     # of a 128-seed CartPole program (40.9k against 35.1k env steps/s), and for double DQN it also ran
     # the online network's backward pass over the next_obs half, whose gradient is zero.
-    q_target_next = jax.lax.stop_gradient(ctx.network.apply(target_params, batch.next_obs))
+    q_target_next = losses.mask_q_values(jax.lax.stop_gradient(ctx.network.apply(target_params, batch.next_obs)),
+                                         batch.next_action_mask)
     agreement_rows = min(GREEDY_AGREEMENT_ROWS, batch.obs.shape[0])
     q_target_obs = jax.lax.stop_gradient(ctx.network.apply(target_params, batch.obs[:agreement_rows]))
     q_online = ctx.network.apply(params, batch.obs)
     if cfg.double_dqn:
-        q_online_next = jax.lax.stop_gradient(ctx.network.apply(params, batch.next_obs))
+        q_online_next = losses.mask_q_values(jax.lax.stop_gradient(ctx.network.apply(params, batch.next_obs)),
+                                             batch.next_action_mask)
     else:
         q_online_next = q_target_next  # unused by the plain max
     rewards, target_clip = batch.reward, cfg.td_target_clip
@@ -479,20 +511,28 @@ def policy_of(state: DQNState) -> DQNPolicy:
 
 
 def act(ctx: DQNContext, policy: DQNPolicy, obs: jax.Array, key: jax.Array,
-        deterministic: bool = True) -> jax.Array:
-    """Greedy action for one observation or a batch; ``deterministic=False`` explores with ``epsilon_end``."""
+        deterministic: bool = True, action_mask: Optional[jax.Array] = None) -> jax.Array:
+    """Greedy action for one observation or a batch; ``deterministic=False`` explores with ``epsilon_end``;
+    with ``action_mask`` (``[..., A]`` bool) only legal actions are chosen."""
     q_values = ctx.network.apply(policy.params, obs)
     if deterministic:
-        return jnp.argmax(q_values, axis=-1).astype(jnp.int32)
-    return epsilon_greedy(key, q_values, ctx.config.epsilon_end)
+        return jnp.argmax(losses.mask_q_values(q_values, action_mask), axis=-1).astype(jnp.int32)
+    if action_mask is None:
+        return epsilon_greedy(key, q_values, ctx.config.epsilon_end)
+    explore_key, action_key = jax.random.split(key)
+    return epsilon_greedy_with_noise(q_values, ctx.config.epsilon_end,
+                                     jax.random.uniform(explore_key, q_values.shape[:-1]),
+                                     jax.random.uniform(action_key, q_values.shape), action_mask)
 
 
 
 def evaluate(ctx, state, key: jax.Array) -> dict[str, jax.Array]:
     """One episode per fresh env with the deterministic policy; returns ``[eval_episodes]`` arrays."""
     policy = policy_of(state)
-    return greedy_episodes(ctx.env, ctx.env_params, lambda obs, k: act(ctx, policy, obs, k, deterministic=True),
-                           key, ctx.config.run.eval_episodes)
+    return greedy_episodes(
+        ctx.env, ctx.env_params,
+        lambda obs, k, action_mask=None: act(ctx, policy, obs, k, deterministic=True, action_mask=action_mask),
+        key, ctx.config.run.eval_episodes, action_masks=ctx.masked)
 
 
 def make_algorithm(config: DQNConfig, env: Any = None, env_params: Any = None) -> Algorithm:

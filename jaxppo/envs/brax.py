@@ -1,7 +1,8 @@
 """brax environments behind the gymnax interface the algorithms step: ``env: brax/inverted_pendulum``.
 
 brax's ``reset(key) -> State`` and ``step(state, action) -> State`` (``State.obs``, ``.reward``,
-``.done``) become gymnax 1.0's ``reset`` and 6-value ``step``:
+``.done``) become gymnax 1.0's ``reset`` and 6-value ``step``. The same adapter serves every env with
+brax's API, MuJoCo Playground's included (``jaxppo.envs.playground``):
 
 * the time limit is brax's own ``EpisodeWrapper`` (``episode_length`` steps, 1000 by default, as brax's
   training wrappers use), which marks a time-limit end in ``info["truncation"]``; an episode that ends
@@ -9,6 +10,8 @@ brax's ``reset(key) -> State`` and ``step(state, action) -> State`` (``State.obs
 * brax's ``AutoResetWrapper`` would overwrite the last observation with the reset one, so it is not
   used: the adapter resets with the step's key itself and keeps the ended episode's last observation
   in ``info["final_observation"]``, so a truncated episode bootstraps from its true last state;
+* a dict observation (Playground's locomotion envs give ``{"state", "privileged_state"}``) is read at
+  its ``"state"`` key, what the policy may see; any other pytree is flattened;
 * actions are a box in [-1, 1] per actuator (brax's convention); PPO samples unbounded and clips.
 
 brax is imported only when a ``brax/`` env is made (``pip install 'jaxppo[brax]'``).
@@ -20,11 +23,10 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-from flax import struct
 
-from jaxppo.envs.stepping import where_done
+from jaxppo.envs.suite import SuiteParams, flat_observation, restart_where_done, vector_space
 
-__all__ = ["PREFIX", "EPISODE_LENGTH", "DESCRIPTION", "BraxEnv", "BraxParams", "make", "registered_names"]
+__all__ = ["PREFIX", "EPISODE_LENGTH", "DESCRIPTION", "BraxEnv", "adapt", "make", "registered_names"]
 
 PREFIX = "brax/"
 EPISODE_LENGTH = 1000
@@ -42,22 +44,24 @@ def _brax_envs() -> Any:
     return envs
 
 
-@struct.dataclass
-class BraxParams:
-    """What jaxppo reads from env params: the episode cap for greedy evaluation."""
-
-    max_steps_in_episode: int = struct.field(pytree_node=False, default=EPISODE_LENGTH)
+def policy_observation(obs: Any) -> jax.Array:
+    """The observation the policy sees: an array as it is, a dict's ``"state"``, else all leaves flat."""
+    if isinstance(obs, dict) and "state" in obs:
+        obs = obs["state"]
+    if isinstance(obs, jax.Array) and obs.ndim == 1:
+        return obs.astype(jnp.float32)
+    return flat_observation(obs)
 
 
 class BraxEnv:
-    """A brax env with its time limit, stepped as a gymnax env (see the module docstring)."""
+    """An env with brax's API and a time limit, stepped as a gymnax env (see the module docstring)."""
 
-    def __init__(self, env: Any, name: str, episode_length: int = EPISODE_LENGTH):
+    def __init__(self, env: Any, name: str, episode_length: int = EPISODE_LENGTH, action_repeat: int = 1):
         _brax_envs()
         from brax.envs.wrappers.training import EpisodeWrapper
 
         self._inner = env
-        self._env = EpisodeWrapper(env, episode_length, action_repeat=1)
+        self._env = EpisodeWrapper(env, int(episode_length), action_repeat=int(action_repeat))
         self.name = name
         self.episode_length = int(episode_length)
         self.action_size = int(env.action_size)
@@ -67,12 +71,12 @@ class BraxEnv:
         return self._inner
 
     @property
-    def default_params(self) -> BraxParams:
-        return BraxParams(max_steps_in_episode=self.episode_length)
+    def default_params(self) -> SuiteParams:
+        return SuiteParams(max_steps_in_episode=self.episode_length)
 
     def reset(self, key: jax.Array, params: Any = None) -> tuple[jax.Array, Any]:
         state = self._env.reset(key)
-        return state.obs, state
+        return policy_observation(state.obs), state
 
     def step(self, key: jax.Array, state: Any, action: Any, params: Any = None
              ) -> tuple[jax.Array, Any, jax.Array, jax.Array, jax.Array, dict]:
@@ -80,12 +84,11 @@ class BraxEnv:
         done = state.done > 0.5
         truncated = jnp.logical_and(done, state.info["truncation"] > 0.5)
         terminated = jnp.logical_and(done, jnp.logical_not(truncated))
-        final_obs = state.obs
         reward = jnp.asarray(state.reward, jnp.float32)
         reset_state = self._env.reset(key)
-        next_state = where_done(done, reset_state, state)
-        obs = where_done(done, reset_state.obs, final_obs)
-        return obs, next_state, reward, terminated, truncated, {"final_observation": final_obs}
+        obs, state, info = restart_where_done(done, state, policy_observation(state.obs),
+                                              reset_state, policy_observation(reset_state.obs))
+        return obs, state, reward, terminated, truncated, info
 
     def action_space(self, params: Any = None) -> Any:
         from gymnax.environments import spaces
@@ -93,10 +96,7 @@ class BraxEnv:
         return spaces.Box(-1.0, 1.0, (self.action_size,), jnp.float32)
 
     def observation_space(self, params: Any = None) -> Any:
-        from gymnax.environments import spaces
-
-        obs, _ = jax.eval_shape(self.reset, jax.random.PRNGKey(0))
-        return spaces.Box(-jnp.inf, jnp.inf, obs.shape, jnp.float32)
+        return vector_space(self.reset)
 
 
 def registered_names() -> list[str]:
@@ -105,7 +105,7 @@ def registered_names() -> list[str]:
     return sorted(PREFIX + name for name in envs._envs)  # brax has no public listing of its registry
 
 
-def make(name: str) -> tuple[BraxEnv, BraxParams]:
+def make(name: str) -> tuple[BraxEnv, SuiteParams]:
     """``(env, params)`` for ``brax/<registered name>``."""
     import warnings
 
@@ -115,3 +115,11 @@ def make(name: str) -> tuple[BraxEnv, BraxParams]:
         warnings.simplefilter("ignore", UserWarning)
         env = BraxEnv(envs.get_environment(inner), inner)
     return env, env.default_params
+
+
+def adapt(env: Any, params: Any = None) -> tuple[BraxEnv, SuiteParams]:
+    """A user's own env with brax's API (brax or Playground), with the default 1000-step time limit
+    unless ``params`` is a ``SuiteParams`` naming another."""
+    length = getattr(params, "max_steps_in_episode", EPISODE_LENGTH)
+    adapted = BraxEnv(env, type(env).__name__, episode_length=length)
+    return adapted, adapted.default_params

@@ -9,8 +9,8 @@ import numpy as np
 
 from jaxppo.envs.wrappers import scale_rewards
 
-__all__ = ["ActionSpec", "SUITES", "action_spec", "installed_suites", "known_env_names", "make_env",
-           "observation_shape", "resolve_env", "suite_of"]
+__all__ = ["ActionSpec", "SUITES", "Suite", "action_spec", "adapt_suite_env", "has_action_mask", "installed_suites", "known_env_names",
+           "legal_actions", "make_env", "observation_shape", "resolve_env", "suite_env_names", "suite_of"]
 
 
 def _without_velocities(name: str, keep: tuple[int, ...]) -> Callable[[], Any]:
@@ -37,11 +37,23 @@ def _own_envs() -> dict[str, Callable[[], Any]]:
     }
 
 
-# Env suites beyond gymnax: "<suite>/<the suite's own name>" -> (adapter module, pip extra). Each adapter
-# imports its suite only when one of its envs is made or listed.
-SUITES: dict[str, tuple[str, str]] = {
-    "brax": ("jaxppo.envs.brax", "brax"),
-    "jumanji": ("jaxppo.envs.jumanji", "jumanji"),
+class Suite(NamedTuple):
+    """An env suite beyond gymnax: the adapter module, the pip extra, the package it imports."""
+
+    adapter: str
+    extra: str
+    package: str
+
+
+# "<suite>/<the suite's own name>" -> its Suite. Each adapter imports its suite only when one of its envs
+# is made or listed.
+SUITES: dict[str, Suite] = {
+    "brax": Suite("jaxppo.envs.brax", "brax", "brax"),
+    "playground": Suite("jaxppo.envs.playground", "playground", "mujoco_playground"),
+    "jumanji": Suite("jaxppo.envs.jumanji", "jumanji", "jumanji"),
+    "craftax": Suite("jaxppo.envs.craftax", "craftax", "craftax"),
+    "navix": Suite("jaxppo.envs.navix", "navix", "navix"),
+    "xminigrid": Suite("jaxppo.envs.xminigrid", "xminigrid", "xminigrid"),
 }
 
 
@@ -57,15 +69,15 @@ def _suite_adapter(suite: str, name: str) -> Any:
     import importlib
     import io
 
-    module, extra = SUITES[suite]
+    spec = SUITES[suite]
     try:
         # Quietly: a suite may print about optional backends it cannot find (brax's MuJoCo prints two
         # lines about warp), which would land in the middle of `jaxppo envs` and every run's output.
         with contextlib.redirect_stdout(io.StringIO()):
-            adapter = importlib.import_module(module)
-            importlib.import_module(suite)
+            adapter = importlib.import_module(spec.adapter)
+            importlib.import_module(spec.package)
     except ImportError:
-        raise ValueError(f"env={name!r} needs the {suite} package: pip install 'jaxppo[{extra}]'.") from None
+        raise ValueError(f"env={name!r} needs the {suite} package: pip install 'jaxppo[{spec.extra}]'.") from None
     return adapter
 
 
@@ -73,7 +85,12 @@ def installed_suites() -> dict[str, bool]:
     """Which suites can be imported here (``jaxppo envs`` lists what an extra would add)."""
     import importlib.util
 
-    return {suite: importlib.util.find_spec(suite) is not None for suite in SUITES}
+    return {suite: importlib.util.find_spec(spec.package) is not None for suite, spec in SUITES.items()}
+
+
+def suite_env_names(suite: str) -> list[str]:
+    """``<suite>/<name>`` for every env of one installed suite (imports that suite only)."""
+    return _suite_adapter(suite, suite + "/").registered_names()
 
 
 def known_env_names(include_suites: bool = True) -> list[str]:
@@ -85,7 +102,7 @@ def known_env_names(include_suites: bool = True) -> list[str]:
     if include_suites:
         for suite, installed in installed_suites().items():
             if installed:
-                names += _suite_adapter(suite, suite + "/").registered_names()
+                names += suite_env_names(suite)
     return names
 
 
@@ -120,6 +137,9 @@ def resolve_env(name: str, env: Optional[Any], env_params: Optional[Any],
     if env is None:
         env, env_params = make_env(name)
         return scale_rewards(env, reward_scale), env_params
+    adapted = adapt_suite_env(env, env_params)
+    if adapted is not None:
+        env, env_params = adapted
     if not all(hasattr(env, attr) for attr in ("reset", "step", "action_space", "observation_space")):
         raise ValueError(
             "env must be gymnax-compatible: reset(key, params), step(key, state, action, params) "
@@ -128,6 +148,32 @@ def resolve_env(name: str, env: Optional[Any], env_params: Optional[Any],
     if env_params is None:
         env_params = getattr(env, "default_params", None)
     return scale_rewards(env, reward_scale), env_params
+
+
+def adapt_suite_env(env: Any, env_params: Optional[Any]) -> Optional[tuple[Any, Any]]:
+    """A suite's own env object (a brax, Playground, Jumanji, Craftax, Navix or XLand-MiniGrid env, told
+    apart by the package its class comes from) behind its jaxppo adapter, with ``(env, params)`` as
+    ``make_env`` would give; None for any other object, which must then be gymnax-compatible."""
+    import importlib
+
+    packages = {cls.__module__.split(".", 1)[0] for cls in type(env).__mro__}
+    for suite, spec in SUITES.items():
+        if spec.package in packages:
+            return importlib.import_module(spec.adapter).adapt(env, env_params)
+    return None
+
+
+def has_action_mask(env: Any) -> bool:
+    """The env says which discrete actions are legal: it has ``action_mask(state, params) -> [num_actions]``
+    bool (jaxppo's Jumanji adapter does; any env may)."""
+    return callable(getattr(env, "action_mask", None))
+
+
+def legal_actions(env: Any, env_params: Any, states: Any) -> Any:
+    """``env.action_mask`` for a batch of env states: ``[N, num_actions]`` bool."""
+    import jax
+
+    return jax.vmap(env.action_mask, in_axes=(0, None))(states, env_params)
 
 
 class ActionSpec(NamedTuple):
@@ -140,6 +186,7 @@ class ActionSpec(NamedTuple):
 
 
 def action_spec(env: Any, env_params: Any) -> ActionSpec:
+    """The env's action space as an ``ActionSpec`` (a box's bounds flattened to ``[action_dim]``)."""
     space = env.action_space(env_params)
     if hasattr(space, "n"):
         return ActionSpec(discrete=True, num_actions=int(space.n), low=None, high=None)
@@ -153,4 +200,5 @@ def action_spec(env: Any, env_params: Any) -> ActionSpec:
 
 
 def observation_shape(env: Any, env_params: Any) -> tuple[int, ...]:
+    """The shape of one observation, without batch axes."""
     return tuple(env.observation_space(env_params).shape)

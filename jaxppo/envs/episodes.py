@@ -22,6 +22,7 @@ class EpisodeTracker:
 
 
 def init_tracker(num_envs: int) -> EpisodeTracker:
+    """Zeroed per-env episode return and length, leaves ``[num_envs]``."""
     return EpisodeTracker(
         episode_return=jnp.zeros((num_envs,), jnp.float32),
         episode_length=jnp.zeros((num_envs,), jnp.int32),

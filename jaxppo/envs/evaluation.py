@@ -16,7 +16,7 @@ def max_episode_steps(env_params: Any) -> int:
 
 
 def greedy_episodes(env: Any, env_params: Any, act_fn: Callable[..., Any], key: jax.Array, num_episodes: int,
-                    memory: Any = None) -> dict[str, jax.Array]:
+                    memory: Any = None, action_masks: bool = False) -> dict[str, jax.Array]:
     """Runs ``act_fn(obs_batch, key) -> actions`` on ``num_episodes`` fresh envs for the time limit.
 
     Only each env's first episode counts (rewards after its first termination or truncation are
@@ -26,7 +26,8 @@ def greedy_episodes(env: Any, env_params: Any, act_fn: Callable[..., Any], key: 
 
     With ``memory`` (a recurrent policy's initial memory, leaves ``[E, ...]``) ``act_fn`` is
     ``(obs, key, memory, reset) -> (actions, memory)``, ``reset`` True on each env's first step and
-    after every auto-reset.
+    after every auto-reset. With ``action_masks`` the env's ``action_mask(state, params)`` of each env's
+    current state is passed as ``act_fn(..., action_mask=[E, num_actions])``.
     """
     recurrent = memory is not None
     held_out = None if recurrent else getattr(env, "held_out_evaluation", None)
@@ -36,10 +37,13 @@ def greedy_episodes(env: Any, env_params: Any, act_fn: Callable[..., Any], key: 
 
     def step(carry, step_key):
         obs, env_state, total, length, running, memory, reset = carry
+        masks = {}
+        if action_masks:
+            masks["action_mask"] = jax.vmap(env.action_mask, in_axes=(0, None))(env_state, env_params)
         if recurrent:
-            action, memory = act_fn(obs, step_key, memory, reset)
+            action, memory = act_fn(obs, step_key, memory, reset, **masks)
         else:
-            action = act_fn(obs, step_key)
+            action = act_fn(obs, step_key, **masks)
         obs, env_state, reward, terminated, truncated, _ = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
             jax.random.split(step_key, num_episodes), env_state, action, env_params)
         done = jnp.logical_or(terminated, truncated)

@@ -9,9 +9,11 @@ state, reward, terminated, truncated, info)``:
 * the adapter auto-resets with the step's key, and ``info["final_observation"]`` keeps the last
   observation of the ended episode, so truncated episodes bootstrap from their true last state;
 * observations (Jumanji's are named tuples of arrays) are flattened into one float32 vector, every
-  field but ``action_mask`` in field order; the mask is passed on in ``info["action_mask"]``, not yet
-  applied to the policy: an invalid action does what the env does with it (in Snake it ends the
-  episode).
+  field but ``action_mask`` in field order; the mask travels in the adapter's state
+  (``WithActionMask``) and ``action_mask(state, params)`` returns it, so PPO gives illegal actions
+  probability zero and DQN acts and bootstraps over legal actions only (``action_mask: true``, the
+  default); ``info["final_action_mask"]`` is the mask at ``info["final_observation"]``, for DQN's
+  targets; an env without a mask allows every action.
 
 Only discrete action specs (``DiscreteArray``) are supported here; a multi-discrete env is refused in
 one line. Jumanji is imported only when a ``jumanji/`` env is made (``pip install 'jaxppo[jumanji]'``).
@@ -23,27 +25,15 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-from flax import struct
 
-from jaxppo.envs.stepping import where_done
+from jaxppo.envs.suite import (SuiteParams, WithActionMask, discrete_space, flat_observation, restart_where_done,
+                               vector_space)
 
-__all__ = ["PREFIX", "JumanjiEnv", "JumanjiParams", "make", "registered_names"]
+__all__ = ["PREFIX", "JumanjiEnv", "adapt", "make", "registered_names"]
 
 PREFIX = "jumanji/"
 MASK_FIELD = "action_mask"
-DESCRIPTION = "discrete actions, observations flattened to one vector, action mask not applied yet"
-
-
-@struct.dataclass
-class JumanjiParams:
-    """What jaxppo reads from env params: the episode cap for greedy evaluation."""
-
-    max_steps_in_episode: int = struct.field(pytree_node=False, default=1000)
-
-
-def _field_name(path: tuple) -> str:
-    names = [getattr(entry, "name", getattr(entry, "key", None)) for entry in path]
-    return str(names[-1]) if names else ""
+DESCRIPTION = "discrete actions, observations flattened to one vector, legal-action masks applied"
 
 
 class JumanjiEnv:
@@ -66,51 +56,50 @@ class JumanjiEnv:
         return self._env
 
     @property
-    def default_params(self) -> JumanjiParams:
-        return JumanjiParams(max_steps_in_episode=self._time_limit)
-
-    def flatten_observation(self, observation: Any) -> jax.Array:
-        """Every field but ``action_mask``, raveled and concatenated as float32, in field order."""
-        leaves = [leaf for path, leaf in jax.tree_util.tree_leaves_with_path(observation)
-                  if _field_name(path) != MASK_FIELD]
-        return jnp.concatenate([jnp.ravel(jnp.asarray(leaf)).astype(jnp.float32) for leaf in leaves])
+    def default_params(self) -> SuiteParams:
+        return SuiteParams(max_steps_in_episode=self._time_limit)
 
     @staticmethod
-    def action_mask(observation: Any) -> Any:
-        return getattr(observation, MASK_FIELD, None)
+    def flatten_observation(observation: Any) -> jax.Array:
+        """Every field but ``action_mask``, raveled and concatenated as float32, in field order."""
+        return flat_observation(observation, leave_out=MASK_FIELD)
 
-    def reset(self, key: jax.Array, params: Any = None) -> tuple[jax.Array, Any]:
+    def legal_actions(self, observation: Any) -> jax.Array:
+        """The observation's ``action_mask`` field as ``[num_actions]`` bool; all True if it has none."""
+        mask = getattr(observation, MASK_FIELD, None)
+        if mask is None:
+            return jnp.ones((self.num_actions,), bool)
+        return jnp.asarray(mask, bool).reshape(self.num_actions)
+
+    def action_mask(self, state: WithActionMask, params: Any = None) -> jax.Array:
+        """The legal actions in ``state`` (from the observation that state produced)."""
+        return state.action_mask
+
+    def reset(self, key: jax.Array, params: Any = None) -> tuple[jax.Array, WithActionMask]:
         state, timestep = self._env.reset(key)
-        return self.flatten_observation(timestep.observation), state
+        observation = timestep.observation
+        return self.flatten_observation(observation), WithActionMask(state, self.legal_actions(observation))
 
     def step(self, key: jax.Array, state: Any, action: Any, params: Any = None
              ) -> tuple[jax.Array, Any, jax.Array, jax.Array, jax.Array, dict]:
         from jumanji.types import StepType
 
-        state, timestep = self._env.step(state, jnp.asarray(action, jnp.int32))
+        inner, timestep = self._env.step(state.state, jnp.asarray(action, jnp.int32))
         last = timestep.step_type == StepType.LAST
         terminated = jnp.logical_and(last, timestep.discount == 0)
         truncated = jnp.logical_and(last, timestep.discount != 0)
-        final_obs = self.flatten_observation(timestep.observation)
-        reset_state, reset_timestep = self._env.reset(key)
-        state = where_done(last, reset_state, state)
-        obs = where_done(last, self.flatten_observation(reset_timestep.observation), final_obs)
-        info = {"final_observation": final_obs}
-        mask = self.action_mask(timestep.observation)
-        if mask is not None:
-            info["action_mask"] = mask
+        stepped = WithActionMask(inner, self.legal_actions(timestep.observation))
+        restart_obs, restarted = self.reset(key)
+        obs, state, info = restart_where_done(last, stepped, self.flatten_observation(timestep.observation),
+                                              restarted, restart_obs)
+        info["final_action_mask"] = stepped.action_mask  # legal at final_observation: DQN's target reads it
         return obs, state, jnp.asarray(timestep.reward, jnp.float32), terminated, truncated, info
 
     def action_space(self, params: Any = None) -> Any:
-        from gymnax.environments import spaces
-
-        return spaces.Discrete(self.num_actions)
+        return discrete_space(self.num_actions)
 
     def observation_space(self, params: Any = None) -> Any:
-        from gymnax.environments import spaces
-
-        obs, _ = jax.eval_shape(self.reset, jax.random.PRNGKey(0))
-        return spaces.Box(-jnp.inf, jnp.inf, obs.shape, jnp.float32)
+        return vector_space(self.reset)
 
 
 def registered_names() -> list[str]:
@@ -120,10 +109,16 @@ def registered_names() -> list[str]:
     return sorted(PREFIX + name for name in jumanji.registered_environments())
 
 
-def make(name: str) -> tuple[JumanjiEnv, JumanjiParams]:
+def make(name: str) -> tuple[JumanjiEnv, SuiteParams]:
     """``(env, params)`` for ``jumanji/<registered name>``."""
     import jumanji
 
     inner = name[len(PREFIX):] if name.startswith(PREFIX) else name
     env = JumanjiEnv(jumanji.make(inner), inner)
     return env, env.default_params
+
+
+def adapt(env: Any, params: Any = None) -> tuple[JumanjiEnv, SuiteParams]:
+    """A user's own Jumanji env (its ``time_limit``, if any, is the episode cap)."""
+    adapted = JumanjiEnv(env, type(env).__name__)
+    return adapted, adapted.default_params

@@ -26,7 +26,7 @@ __all__ = [
 def normalize_advantages(advantages: jax.Array, std_floor: float | jax.Array) -> jax.Array:
     """Centre the advantages, and divide by their std only when it is above ``std_floor``.
 
-    Seed 001's robust rule: when every advantage is nearly the same (a converged or frozen batch),
+    Report 001's robust rule: when every advantage is nearly the same (a converged or frozen batch),
     dividing by a tiny std turns float noise into unit-variance "signal"; centring alone keeps
     the sign information and the scale honest.
     """
@@ -64,10 +64,10 @@ def elementwise_value_loss(prediction: jax.Array, target: jax.Array, kind: str,
     """Per-sample value error.
 
     * ``mse``: ``(v - R)**2`` (no 1/2: the loss reads 1.0 exactly when a critic predicts the mean of
-      unit-variance targets, which is how seed 003 recognised its bug; ``value_loss_coef`` = 0.5 gives
+      unit-variance targets, which is how report 003 recognised its bug; ``value_loss_coef`` = 0.5 gives
       the usual factor);
     * ``huber``: ``0.5 x**2`` for ``|x| <= delta``, else ``delta (|x| - delta / 2)``, robust to outliers;
-    * ``mixed``: seed 001's ``0.5 * mse + 0.5 * huber``.
+    * ``mixed``: report 001's ``0.5 * mse + 0.5 * huber``.
     """
     error = prediction - target
     if kind == "mse":
@@ -85,7 +85,7 @@ def value_clip_radius(old_prediction: jax.Array, mode: str, epsilon: float | jax
     """How far the critic's output may move from its rollout-time value in one update.
 
     * ``absolute``: ``eps`` (PPO2). With returns in the thousands a fixed ``eps = 0.2`` lets the critic
-      move 0.2 per update and it never catches up (seed 000);
+      move 0.2 per update and it never catches up (report 000);
     * ``relative``: ``eps * max(|v_old|, floor)``, so it scales with the values; ``floor`` keeps it from
       collapsing to zero when ``v_old`` is near 0.
     """

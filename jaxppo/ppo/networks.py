@@ -1,7 +1,7 @@
 """Separate actor and critic MLPs with orthogonal initialisation, and the policy distributions.
 
 The policy is categorical for discrete action spaces and a diagonal Gaussian with a state-independent,
-learned ``log_std`` for continuous ones (initialised from ``log_std_init``; seed 001 uses -0.5).
+learned ``log_std`` for continuous ones (initialised from ``log_std_init``; report 001 uses -0.5).
 Distribution maths is written out (log-prob, entropy, sampling, mode) rather than imported: it is a
 handful of closed forms that the tests check against scipy-free numpy references.
 """
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple, Optional, Sequence
 
+import chex
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -32,6 +33,8 @@ __all__ = [
     "log_prob",
     "entropy",
     "mode",
+    "mask_policy",
+    "MASKED_LOGIT",
     "activation_fn",
 ]
 
@@ -153,7 +156,21 @@ def rescale_critic_head(critic_params: Any, old: rs.RunningStats, new: rs.Runnin
 _LOG_2PI = float(np.log(2.0 * np.pi))
 
 
+MASKED_LOGIT = -1e9  # finite: log_softmax of finfo.min overflows to -inf and 0 * -inf is NaN in the entropy
+
+
+def mask_policy(policy: PolicyOutput, action_mask: Optional[jax.Array]) -> PolicyOutput:
+    """A categorical policy with its illegal actions (``action_mask`` False, ``[..., num_actions]``) at
+    probability zero: sampling, the mode, log-probs and entropy then see only legal actions, and no
+    gradient reaches an illegal action's logit. ``None`` (or a Gaussian policy) is left as it is."""
+    if action_mask is None or policy.log_std is not None:
+        return policy
+    chex.assert_equal_shape([policy.loc, action_mask])
+    return policy._replace(loc=jnp.where(action_mask, policy.loc, MASKED_LOGIT))
+
+
 def sample_action(policy: PolicyOutput, key: jax.Array) -> jax.Array:
+    """One action per batch row ``[...]`` (discrete: int index; continuous: ``[..., action_dim]``, unclipped)."""
     return sample_action_with_noise(policy, action_noise(key, policy.loc.shape, policy.log_std is None))
 
 
@@ -184,6 +201,8 @@ def log_prob(policy: PolicyOutput, action: jax.Array) -> jax.Array:
 
 
 def entropy(policy: PolicyOutput) -> jax.Array:
+    """The policy's entropy in nats, shape ``[...]`` (the batch shape): categorical over the logits, or
+    the diagonal Gaussian's closed form (which depends on ``log_std`` only)."""
     if policy.log_std is None:
         logp_all = jax.nn.log_softmax(policy.loc, axis=-1)
         return -jnp.sum(jnp.exp(logp_all) * logp_all, axis=-1)

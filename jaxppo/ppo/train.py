@@ -14,7 +14,7 @@ Units. The critic predicts ``c = return_scale * normalize(R)`` where ``normalize
 statistics (identity when ``return_normalization="off"``; ``symlog`` when
 ``value_target_transform="symlog"``). Before GAE the predictions are mapped back to raw return units
 with the statistics the critic was trained against (the previous update's); only then are advantages
-computed, and only the *targets* are re-normalised with the updated statistics. Seed 004's fix
+computed, and only the *targets* are re-normalised with the updated statistics. Report 004's fix
 normalises the targets but feeds normalised predictions into GAE, mixing units: its advantages are
 ``r + gamma * v_norm' - v_norm``, dominated by the raw reward scale.
 
@@ -26,7 +26,7 @@ new statistics' units: network, centre and targets agree. With ``running`` or ``
 not rescaled, and the centre stays its raw output. Re-expressing it in the new units instead (tried)
 puts the critic outside its own clip window at the start of every update while the statistics move,
 and the clipped loss then zeroes its gradient: report 000's applied fixes went from healthy on 64/64
-seeds to ``value_clip_saturated`` on 64/64 (``docs/stability.md``, lab grid ``seed000``).
+seeds to ``value_clip_saturated`` on 64/64 (``docs/stability.md``, lab grid ``report000``).
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ from jaxppo import diagnostics, shuffle
 from jaxppo import running_stats as rs
 from jaxppo.algorithm import Algorithm
 from jaxppo.config import PPOConfig
+from jaxppo.envs.core import has_action_mask, legal_actions
 from jaxppo.envs.evaluation import greedy_episodes
 from jaxppo.envs import (
     ActionSpec,
@@ -68,6 +69,7 @@ from jaxppo.ppo.networks import (
     action_noise,
     entropy,
     log_prob,
+    mask_policy,
     mode,
     rescale_critic_head,
     sample_action,
@@ -120,6 +122,16 @@ class PPOContext(NamedTuple):
     def recurrent(self) -> bool:
         return self.config.memory != "none"
 
+    @property
+    def masked(self) -> bool:
+        """The env says which discrete actions are legal (``action_mask(state, params)``) and the config
+        applies it."""
+        return self.config.action_mask and self.spec.discrete and has_action_mask(self.env)
+
+    def legal_actions(self, env_states: Any) -> Optional[jax.Array]:
+        """``[N, num_actions]`` bool for a batch of env states, or None where nothing is masked."""
+        return legal_actions(self.env, self.env_params, env_states) if self.masked else None
+
 
 @struct.dataclass
 class PPOState:
@@ -166,6 +178,7 @@ class Transition(NamedTuple):
     finished_length: jax.Array
     counters: dict  # the env's info["counters"] (confusion counts for IntrusionDetection-v0), else {}
     reset: Optional[jax.Array]  # recurrent: obs starts an episode (memory zeroed before reading it); else None
+    action_mask: Optional[jax.Array] = None  # [N, num_actions] legal actions at obs, where the env masks
 
 
 class Batch(NamedTuple):
@@ -181,6 +194,7 @@ class Batch(NamedTuple):
     reset: Optional[jax.Array] = None  # [T, N]: recurrent only
     actor_memory: Optional[jax.Array] = None  # [N, H]: the actor's memory at the rollout's start
     critic_memory: Optional[jax.Array] = None  # [N, H]: the critic's
+    action_mask: Optional[jax.Array] = None  # legal actions per sample, where the env masks
 
 
 # Construction ------------------------------------------------------------------------------------
@@ -317,6 +331,8 @@ def rollout_step(ctx: PPOContext, state: PPOState, noise: RolloutNoise) -> tuple
     else:
         reset = None  # only a recurrent network reads episode starts
         policy = ctx.actor.apply(state.params["actor"], obs)
+    legal = ctx.legal_actions(state.env_state)
+    policy = mask_policy(policy, legal)
     action = sample_action_with_noise(policy, noise.action)
     next_obs, env_state, reward, terminated, truncated, info = step_envs(
         ctx.env, ctx.env_params, state.env_state, _env_action(ctx, action), noise.env)
@@ -337,6 +353,7 @@ def rollout_step(ctx: PPOContext, state: PPOState, noise: RolloutNoise) -> tuple
         finished_length=finished_length,
         counters=step_counters(info),
         reset=reset,
+        action_mask=legal,
     )
     if ctx.recurrent:
         memory = {**memory, "actor": actor_memory, "first": done}
@@ -508,10 +525,11 @@ def _replay(module: Any, params: Any, memory: jax.Array, minibatch: Batch) -> An
 def _actor_forward(ctx: PPOContext, actor_params: Any, minibatch: Batch) -> PolicyOutput:
     """The policy at every sample of ``minibatch``, flat ``[B, ...]``."""
     if not ctx.recurrent:
-        return ctx.actor.apply(actor_params, minibatch.obs)
+        return mask_policy(ctx.actor.apply(actor_params, minibatch.obs), minibatch.action_mask)
     policy = _replay(ctx.actor, actor_params, minibatch.actor_memory, minibatch)
     log_std = None if policy.log_std is None else policy.log_std[0]  # one state-independent vector
-    return PolicyOutput(loc=_flatten_time_env(policy.loc), log_std=log_std)
+    mask = None if minibatch.action_mask is None else _flatten_time_env(minibatch.action_mask)
+    return mask_policy(PolicyOutput(loc=_flatten_time_env(policy.loc), log_std=log_std), mask)
 
 
 def _critic_forward(ctx: PPOContext, critic_params: Any, minibatch: Batch) -> jax.Array:
@@ -644,7 +662,7 @@ def train_step(ctx: PPOContext, state: PPOState, _: Any = None) -> tuple[PPOStat
         batch = Batch(obs=trajectory.obs, action=trajectory.action, log_prob=trajectory.log_prob,
                       advantage=advantages, target=estimate.targets, old_value=estimate.clip_centres,
                       reset=trajectory.reset, actor_memory=start_memory["actor"],
-                      critic_memory=start_memory["critic"])
+                      critic_memory=start_memory["critic"], action_mask=trajectory.action_mask)
     else:
         advantages = _flatten_time_env(estimate.advantages)
         if cfg.advantage_normalization == "batch":
@@ -656,6 +674,7 @@ def train_step(ctx: PPOContext, state: PPOState, _: Any = None) -> tuple[PPOStat
             advantage=advantages,
             target=_flatten_time_env(estimate.targets),
             old_value=_flatten_time_env(estimate.clip_centres),
+            action_mask=None if trajectory.action_mask is None else _flatten_time_env(trajectory.action_mask),
         )
     key, epochs_key = jax.random.split(state.key)
     params = {**state.params, "critic": estimate.critic_params}
@@ -727,12 +746,14 @@ def policy_of(state: PPOState) -> PPOPolicy:
 
 
 def act(ctx: PPOContext, policy: PPOPolicy, obs: jax.Array, key: jax.Array,
-        deterministic: bool = True) -> jax.Array:
-    """The env-ready action (clipped for continuous spaces) for one observation or a batch."""
+        deterministic: bool = True, action_mask: Optional[jax.Array] = None) -> jax.Array:
+    """The env-ready action (clipped for continuous spaces) for one observation or a batch; with
+    ``action_mask`` (``[..., num_actions]`` bool) only legal actions are chosen."""
     if ctx.recurrent:
         raise ValueError(f"memory={ctx.config.memory!r}: a recurrent policy acts from its memory; use "
                          "act_with_memory(policy, obs, key, memory, reset) with initial_memory(batch_shape).")
     output: PolicyOutput = ctx.actor.apply(policy.actor_params, _normalize_obs(ctx, policy.obs_stats, obs))
+    output = mask_policy(output, action_mask)
     action = mode(output) if deterministic else sample_action(output, key)
     return _env_action(ctx, action)
 
@@ -743,11 +764,13 @@ def initial_policy_memory(ctx: PPOContext, batch_shape: tuple[int, ...] = ()) ->
 
 
 def act_with_memory(ctx: PPOContext, policy: PPOPolicy, obs: jax.Array, key: jax.Array, memory: jax.Array,
-                    reset: jax.Array, deterministic: bool = True) -> tuple[jax.Array, jax.Array]:
+                    reset: jax.Array, deterministic: bool = True, action_mask: Optional[jax.Array] = None
+                    ) -> tuple[jax.Array, jax.Array]:
     """A recurrent policy's env-ready action and its next memory; ``reset`` is True where ``obs`` is an
-    episode's first observation (the memory is zeroed before it is read)."""
+    episode's first observation (the memory is zeroed before it is read); ``action_mask`` as in ``act``."""
     memory, output = ctx.actor.apply(policy.actor_params, memory, _normalize_obs(ctx, policy.obs_stats, obs),
                                      jnp.asarray(reset, bool))
+    output = mask_policy(output, action_mask)
     action = mode(output) if deterministic else sample_action(output, key)
     return _env_action(ctx, action), memory
 
@@ -759,10 +782,13 @@ def evaluate(ctx, state, key: jax.Array) -> dict[str, jax.Array]:
     if ctx.recurrent:
         return greedy_episodes(
             ctx.env, ctx.env_params,
-            lambda obs, k, memory, reset: act_with_memory(ctx, policy, obs, k, memory, reset, deterministic=True),
-            key, episodes, memory=initial_policy_memory(ctx, (episodes,)))
-    return greedy_episodes(ctx.env, ctx.env_params, lambda obs, k: act(ctx, policy, obs, k, deterministic=True),
-                           key, episodes)
+            lambda obs, k, memory, reset, action_mask=None: act_with_memory(
+                ctx, policy, obs, k, memory, reset, deterministic=True, action_mask=action_mask),
+            key, episodes, memory=initial_policy_memory(ctx, (episodes,)), action_masks=ctx.masked)
+    return greedy_episodes(
+        ctx.env, ctx.env_params,
+        lambda obs, k, action_mask=None: act(ctx, policy, obs, k, deterministic=True, action_mask=action_mask),
+        key, episodes, action_masks=ctx.masked)
 
 
 def make_algorithm(config: PPOConfig, env: Any = None, env_params: Any = None) -> Algorithm:

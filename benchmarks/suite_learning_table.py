@@ -1,0 +1,65 @@
+"""Rewrite the learning table in docs/envs.md from the committed suite-learning JSON.
+
+    python benchmarks/suite_learning_table.py
+
+Reads every ``benchmarks/results/suite_learning_*.json`` (written by ``suite_learning.py``); for each
+task the newest file that ran it supplies its row. The table goes between the suite-learning markers.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+BEGIN, END = "<!-- suite-learning:begin -->", "<!-- suite-learning:end -->"
+
+
+def latest_rows() -> list[tuple[dict, dict, str]]:
+    """``(run row, file, file name)`` per task, from the newest file that measured it."""
+    rows: dict[str, tuple[dict, dict, str]] = {}
+    for path in glob.glob(os.path.join(HERE, "results", "suite_learning_*.json")):
+        with open(path) as f:
+            data = json.load(f)
+        for run in data.get("runs", []):
+            date = data["machine"]["date_utc"]
+            if run["task"] not in rows or rows[run["task"]][1]["machine"]["date_utc"] < date:
+                rows[run["task"]] = (run, data, os.path.basename(path))
+    return sorted(rows.values(), key=lambda item: item[0]["task"])
+
+
+def table() -> str:
+    lines = ["| env | config | seeds x env steps | untrained return | final return, IQM [95% CI] | compile + run s | JSON |",
+             "|---|---|---|---|---|---|---|"]
+    for run, data, name in latest_rows():
+        final = run["final_return"]
+        low, high = final["iqm_ci"]
+        lines.append(f"| `{run['task']}` | `configs/{run['config']}.yaml` | {data['seeds']} x {run['env_steps']:,} "
+                     f"| {run['untrained_return']:.3g} | {final["iqm"]:.4g} [{low:.4g}, {high:.4g}] "
+                     f"| {run['compile_s']:.0f} + {run['run_s']:.0f} | `{name}` |")
+    cpus = sorted({data["machine"]["cpu_model"] + f" ({data['machine']['cpu_count_usable']} cores)"
+                   for _, data, _ in latest_rows()})
+    lines.append("")
+    lines.append(f"Measured on {', '.join(cpus)} with `python benchmarks/suite_learning.py --seeds 8 --tasks TASK "
+                 "--output benchmarks/results/<file>`; the untrained return is the median of the first "
+                 "episodes that ended (for 1000-step episodes they span the first tens of updates), the final return the mean over the last 10% of updates "
+                 "(`jaxppo.diagnosis.core.final_returns`).")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    path = os.path.join(ROOT, "docs", "envs.md")
+    with open(path) as f:
+        text = f.read()
+    start, end = text.index(BEGIN) + len(BEGIN), text.index(END)
+    text = text[:start] + "\n" + table() + "\n" + text[end:]
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+if __name__ == "__main__":
+    main()

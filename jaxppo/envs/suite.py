@@ -1,0 +1,81 @@
+"""What every suite adapter shares: params with a time limit, one flat observation, spaces, the restart.
+
+Each adapter (``jaxppo.envs.brax``, ``.playground``, ``.jumanji``, ``.craftax``, ``.navix``,
+``.xminigrid``) turns its suite's API into gymnax 1.0's ``reset(key, params) -> (obs, state)`` and
+``step(key, state, action, params) -> (obs, state, reward, terminated, truncated, info)``. The steps
+they have in common live here, so that each adapter only says how its suite marks an episode's end:
+
+* ``SuiteParams``: the suite's own params (a pytree, so they can be vmapped) and the episode cap that
+  greedy evaluation reads as ``max_steps_in_episode``;
+* ``flat_observation``: any observation pytree (dict, named tuple, image, grid) raveled to one float32
+  vector in leaf order, leaving out the named action-mask field;
+* ``restart_where_done``: the auto-reset every adapter performs with the step's key, keeping the ended
+  episode's last observation in ``info["final_observation"]`` so a truncated episode bootstraps from
+  its true last state.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from jaxppo.envs.stepping import where_done
+
+__all__ = ["SuiteParams", "WithActionMask", "flat_observation", "restart_where_done", "vector_space",
+           "discrete_space"]
+
+
+@struct.dataclass
+class SuiteParams:
+    """A suite's own env params (``None`` where the suite has none) and the episode cap."""
+
+    inner: Any = None
+    max_steps_in_episode: int = struct.field(pytree_node=False, default=1000)
+
+
+@struct.dataclass
+class WithActionMask:
+    """A suite's env state with the legal actions of the observation it produced (``[num_actions]``
+    bool), for suites that put the mask in the observation rather than behind a method of the state."""
+
+    state: Any
+    action_mask: jax.Array
+
+
+def _field_name(path: tuple) -> str:
+    names = [getattr(entry, "name", getattr(entry, "key", None)) for entry in path]
+    return str(names[-1]) if names else ""
+
+
+def flat_observation(observation: Any, leave_out: Optional[str] = None) -> jax.Array:
+    """Every leaf of ``observation`` except a field named ``leave_out``, raveled and concatenated as
+    float32 in leaf order: shape ``[sum of leaf sizes]``."""
+    leaves = [leaf for path, leaf in jax.tree_util.tree_leaves_with_path(observation)
+              if leave_out is None or _field_name(path) != leave_out]
+    return jnp.concatenate([jnp.ravel(jnp.asarray(leaf)).astype(jnp.float32) for leaf in leaves])
+
+
+def restart_where_done(done: jax.Array, state: Any, obs: jax.Array, reset_state: Any, reset_obs: jax.Array
+                       ) -> tuple[jax.Array, Any, dict]:
+    """``(obs, state, info)`` after an auto-reset: the reset ones where ``done``, the stepped ones else;
+    ``info["final_observation"]`` is the stepped observation either way."""
+    return (where_done(done, reset_obs, obs), where_done(done, reset_state, state),
+            {"final_observation": obs})
+
+
+def vector_space(reset: Any) -> Any:
+    """An unbounded float32 box shaped like the observation ``reset(key)`` returns (traced, not run)."""
+    from gymnax.environments import spaces
+
+    obs, _ = jax.eval_shape(reset, jax.random.PRNGKey(0))
+    return spaces.Box(-jnp.inf, jnp.inf, obs.shape, jnp.float32)
+
+
+def discrete_space(num_actions: int) -> Any:
+    """gymnax's ``Discrete`` space of ``num_actions`` actions."""
+    from gymnax.environments import spaces
+
+    return spaces.Discrete(int(num_actions))

@@ -35,12 +35,25 @@ class FiveValueStepEnv:
         obs, state, reward, terminated, truncated, info = self._env.step(key, state, action, params)
         return obs, state, reward, jnp.logical_or(terminated, truncated), info
 
+    def __deepcopy__(self, memo: dict) -> "FiveValueStepEnv":
+        # rejax deep-copies its config, env included; a brax env holds modules and cannot be copied, so
+        # (as rejax's own brax wrapper does) the copy shares the env, which is stateless.
+        return FiveValueStepEnv(self._env)
+
     def __repr__(self) -> str:
         return f"FiveValueStepEnv({self._env!r})"
 
 
 def make_rejax_env(name: str) -> tuple[FiveValueStepEnv, Any]:
-    """``gymnax.make(name)`` wrapped for rejax, with the environment's default parameters."""
+    """``gymnax.make(name)`` wrapped for rejax, with the environment's default parameters.
+
+    A suite env (``brax/inverted_pendulum``) is jaxppo's own adapter of it, so both libraries step the
+    same env (time limit, auto-reset); rejax 0.1.3's own brax wrapper relies on gymnax's pre-1.0 step."""
+    if "/" in name:
+        from jaxppo.envs import make_env
+
+        env, env_params = make_env(name)
+        return FiveValueStepEnv(env), env_params
     import gymnax
 
     env, env_params = gymnax.make(name)

@@ -258,8 +258,10 @@ def format_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
 
 
 def seed_keys(num_seeds: int, seed: int = 0) -> jax.Array:
-    """The keys ``jaxppo.train`` uses: seed ``i`` is ``split(PRNGKey(seed), num_seeds)[i]``."""
-    return jax.random.split(jax.random.PRNGKey(seed), num_seeds)
+    """The keys ``jaxppo.train`` uses (``jaxppo.parallel.seed_keys``), in this file's argument order."""
+    from jaxppo.parallel import seed_keys as lane_keys
+
+    return lane_keys(seed, num_seeds)
 
 
 def summarize(values: Any) -> dict[str, Any]:

@@ -91,13 +91,29 @@ def ppo_rejax(config: Any, env_steps_per_seed: int) -> tuple[Any, dict[str, Any]
         clip_eps=float(config.clip_epsilon), ent_coef=float(config.entropy_coef),
         vf_coef=float(config.value_loss_coef), max_grad_norm=float(config.max_grad_norm),
         agent_kwargs={"hidden_layer_sizes": tuple(config.hidden_sizes), "activation": config.activation},
-        normalize_observations=False, normalize_rewards=False,
+        normalize_observations=bool(config.observation_normalization), normalize_rewards=False,
         eval_freq=env_steps_per_seed, skip_initial_evaluation=True,
     )
     algo = rejax.PPO.create(env=env, env_params=env_params, **kwargs).replace(eval_callback=_no_evaluation)
-    recorded = dict(kwargs, env=f"gymnax {config.env} via benchmarks/_rejax_compat.FiveValueStepEnv",
+    recorded = dict(kwargs, env=f"{config.env} via benchmarks/_rejax_compat.FiveValueStepEnv",
                     eval_callback="replaced by a no-op")
     return algo, recorded
+
+
+PPO_BRAX_DIFFERENCES = PPO_DIFFERENCES + [
+    "Env: both step jaxppo's brax adapter (brax's EpisodeWrapper, 1000 steps, auto-reset keeping the final "
+    "observation), rejax through FiveValueStepEnv (done = terminated or truncated).",
+    "Observation normalisation: on in both (jaxppo's running statistics; rejax's normalize_observations).",
+    "Actions: both sample an unbounded Gaussian; jaxppo clips to [-1, 1] for the env, rejax clips likewise.",
+]
+
+
+def ppo_brax_config(total_timesteps: Optional[int]) -> Any:
+    """``configs/ppo_brax_inverted_pendulum.yaml``: PPO on brax's inverted_pendulum, 16 envs x 64 steps."""
+    import jaxppo
+
+    config = jaxppo.load_config("ppo_brax_inverted_pendulum")
+    return config if total_timesteps is None else config.replace(total_timesteps=total_timesteps)
 
 
 # DQN ---------------------------------------------------------------------------------------------
@@ -148,7 +164,7 @@ def dqn_rejax(config: Any, env_steps_per_seed: int) -> tuple[Any, dict[str, Any]
         max_grad_norm=float(config.max_grad_norm) if config.max_grad_norm is not None else float("inf"),
         eps_start=float(config.epsilon_start), eps_end=float(config.epsilon_end),
         exploration_fraction=float(config.epsilon_decay_fraction),
-        normalize_observations=False, normalize_rewards=False,
+        normalize_observations=bool(config.observation_normalization), normalize_rewards=False,
         eval_freq=env_steps_per_seed, skip_initial_evaluation=True,
     )
     algo = rejax.DQN.create(env=env, env_params=env_params, **kwargs)
@@ -156,7 +172,7 @@ def dqn_rejax(config: Any, env_steps_per_seed: int) -> tuple[Any, dict[str, Any]
         hidden_layer_sizes=tuple(config.hidden_sizes), action_dim=int(env.action_space(env_params).n),
         activation=getattr(nn, config.activation))
     algo = algo.replace(agent=agent, eval_callback=_no_evaluation)
-    recorded = dict(kwargs, env=f"gymnax {config.env} via benchmarks/_rejax_compat.FiveValueStepEnv",
+    recorded = dict(kwargs, env=f"{config.env} via benchmarks/_rejax_compat.FiveValueStepEnv",
                     agent=f"EpsilonGreedyPolicy(DiscreteQNetwork)({tuple(config.hidden_sizes)}, {config.activation})",
                     eval_callback="replaced by a no-op")
     return algo, recorded
@@ -183,6 +199,7 @@ class Spec(NamedTuple):
 
 SPECS = {
     "ppo": Spec(ppo_config, ppo_rejax, PPO_DIFFERENCES, deterministic_eval=False),
+    "ppo-brax": Spec(ppo_brax_config, ppo_rejax, PPO_BRAX_DIFFERENCES, deterministic_eval=False),
     "dqn": Spec(dqn_config, dqn_rejax, DQN_DIFFERENCES, deterministic_eval=True),
 }
 
@@ -320,7 +337,7 @@ def plot(report: dict[str, Any], path: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    algos = sorted({e["algo"] for e in report["results"]}, key=["ppo", "dqn"].index)
+    algos = sorted({e["algo"] for e in report["results"]}, key=list(SPECS).index)
     fig, axes = plt.subplots(1, len(algos), figsize=(5.5 * len(algos), 4), squeeze=False)
     for ax, algo in zip(axes[0], algos):
         entries = sorted((e for e in report["results"] if e["algo"] == algo), key=lambda e: e["num_seeds"])

@@ -15,7 +15,7 @@ from jax.sharding import NamedSharding, PartitionSpec
 from jaxppo import compilation
 from jaxppo.algorithm import Algorithm
 from jaxppo.config import DQNConfig, PPOConfig, _nearest_key
-from jaxppo.parallel import SEED_AXIS, SeedLayout
+from jaxppo.parallel import SEED_AXIS, SeedLayout, seed_keys
 
 __all__ = ["make_algorithm", "make_train", "train", "stack_configs", "sweep", "SweepResult", "check_grid",
            "sweep_lanes", "grid_settings"]
@@ -61,7 +61,7 @@ def train(config: Any, num_seeds: int = 1, seed: int = 0, env: Any = None,
     if not isinstance(num_seeds, int) or isinstance(num_seeds, bool) or num_seeds <= 0:
         raise ValueError(f"num_seeds={num_seeds!r} must be a positive integer.")
     layout = SeedLayout.for_lanes(num_seeds, devices)
-    keys = layout.place(jax.random.split(jax.random.PRNGKey(seed), num_seeds))
+    keys = layout.place(seed_keys(seed, num_seeds))
     if env is None and env_params is None:
         program = _compiled_train(config, layout.mesh)
     else:
@@ -195,7 +195,7 @@ def sweep_lanes(config: Any, grid: Mapping[str, Sequence[Any]], num_seeds: int, 
             raise ValueError(f"grid point {point}: {error}") from None
     stacked = stack_configs(configs)
     lane_configs = jax.tree.map(lambda x: jnp.repeat(x, num_seeds, axis=0), stacked)
-    keys = jnp.tile(jax.random.split(jax.random.PRNGKey(seed), num_seeds), (len(configs), 1))
+    keys = jnp.tile(seed_keys(seed, num_seeds), (len(configs), 1))
     return names, values, lane_configs, keys
 
 

@@ -294,9 +294,6 @@ def program_groups(cells: Sequence[Cell], share_programs: bool) -> list[list[Cel
     return list(groups.values())
 
 
-seed_keys = programs.seed_keys
-
-
 def _train_group(configs: Sequence[Any], keys: jax.Array) -> tuple[dict[str, np.ndarray], float, float, float]:
     """One cell group's program (``jaxppo.programs.train_stacked``); a seam the tests replace."""
     return programs.train_stacked(configs, keys)
@@ -457,7 +454,7 @@ def run(grid: Grid | str, num_seeds: Optional[int] = None, out_dir: Optional[str
     write_results()
     from tqdm.auto import tqdm
 
-    keys = seed_keys(grid.seed, grid.num_seeds)
+    keys = programs.seed_keys(grid.seed, grid.num_seeds)
     commit = _git_commit()
     on_cpu = jax.default_backend() == "cpu"
     bar = tqdm(total=len(grid.cells), initial=len(records), unit="cell", disable=not progress,

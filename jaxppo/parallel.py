@@ -1,4 +1,9 @@
-"""Device placement for seed-stacked programs: one mesh axis over seeds, across devices and hosts.
+"""Lanes of seed-stacked programs: the keys each seed starts from, and their placement on one mesh axis
+over seeds, across devices and hosts.
+
+``seed_keys`` is the one definition of which key seed ``i`` trains from (``jaxppo.train``, sweeps, the
+runner's chunked and resumed runs, lab cells, verification and the benchmarks all call it), so runs of
+the same keys agree by construction; ``evaluation_keys`` is its counterpart for evaluations.
 
 Every jaxppo program is ``vmap`` over independent lanes (seeds, or settings x seeds in a sweep), so
 spreading it over devices needs no change to any algorithm: put the lanes' leading axis on a
@@ -29,10 +34,24 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-__all__ = ["SEED_AXIS", "SeedLayout", "seed_mesh", "initialize", "is_main_process", "to_host_global",
+__all__ = ["SEED_AXIS", "seed_keys", "evaluation_keys", "SeedLayout", "seed_mesh", "initialize", "is_main_process", "to_host_global",
            "broadcast_from_main", "tree_bytes", "device_memory_bytes", "check_memory"]
 
 SEED_AXIS = "seeds"
+_EVAL_STREAM = 0x5EED
+
+
+def seed_keys(seed: int, num_seeds: int) -> jax.Array:
+    """Seed ``i`` trains from ``split(PRNGKey(seed), num_seeds)[i]``, ``[num_seeds, 2]``: a run with more
+    seeds reproduces the first seeds of a smaller one."""
+    return jax.random.split(jax.random.PRNGKey(seed), num_seeds)
+
+
+def evaluation_keys(seed: int, num_seeds: int, update: int) -> jax.Array:
+    """Per-seed evaluation keys for the evaluation after ``update`` updates, ``[num_seeds, 2]``: a function
+    of the update index alone, so evaluations are reproducible across chunk sizes and resumes."""
+    base = jax.random.split(jax.random.fold_in(jax.random.PRNGKey(seed), _EVAL_STREAM), num_seeds)
+    return jax.vmap(jax.random.fold_in, in_axes=(0, None))(base, update)
 
 
 def seed_mesh(devices: Optional[Sequence[Any]] = None) -> Mesh:

@@ -16,14 +16,9 @@ import numpy as np
 
 from jaxppo import compilation
 from jaxppo.api import make_train, stack_configs
+from jaxppo.parallel import seed_keys  # noqa: F401  (re-exported: programs are built from these keys)
 
 __all__ = ["program_signature", "seed_keys", "train_stacked"]
-
-
-def seed_keys(seed: int, num_seeds: int) -> jax.Array:
-    """Seed ``i`` starts from ``split(PRNGKey(seed), num_seeds)[i]``, as in ``jaxppo.train``: programs built
-    from these keys compare on equal seeds."""
-    return jax.random.split(jax.random.PRNGKey(seed), num_seeds)
 
 
 def program_signature(config: Any) -> tuple:

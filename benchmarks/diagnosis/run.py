@@ -87,9 +87,15 @@ def main() -> None:
     parser.add_argument("--verify-fraction", type=float, default=1.0)
     parser.add_argument("--output", required=True)
     parser.add_argument("--rescore", action="store_true", help="recompute --output's summary without training")
+    parser.add_argument("--merge", nargs="+", default=None, metavar="JSON",
+                        help="train nothing: join these files' scenarios (parts run as separate jobs, each "
+                             "with its own healthy references) into --output, with one summary")
     args = parser.parse_args()
     if args.rescore:
         rescore(args.output)
+        return
+    if args.merge:
+        merge(args.merge, args.output)
         return
 
     defaults, scenarios = load_scenarios(args.scenarios)
@@ -190,6 +196,26 @@ def rescore(path: str) -> None:
     out["summary"] = summarize(out["scenarios"])
     out["rescored_with"] = "python benchmarks/diagnosis/run.py --rescore " + path
     atomic_write_json(path, out)
+
+
+def merge(paths: list[str], output: str) -> None:
+    """One JSON from parts: every scenario once (a healthy reference run in several parts is kept from the
+    first), the parts' machine records and commands, and the summary over all of them."""
+    import json
+
+    rows: list[dict] = []
+    parts = []
+    for path in paths:
+        with open(path, encoding="utf-8") as handle:
+            part = json.load(handle)
+        parts.append({"file": os.path.basename(path), "command": part["command"], "machine": part["machine"]})
+        seen = {row["name"] for row in rows}
+        rows += [row for row in part["scenarios"] if row["name"] not in seen]
+        seeds = part["seeds"]
+    out = {"benchmark": "diagnosis", "machine": parts[0]["machine"], "seeds": seeds,
+           "command": "python benchmarks/diagnosis/run.py --merge " + " ".join(paths) + " --output " + output,
+           "parts": parts, "scenarios": rows, "summary": summarize(rows)}
+    atomic_write_json(output, out)
 
 
 def summarize(rows: list[dict]) -> dict:

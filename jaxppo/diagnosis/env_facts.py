@@ -87,6 +87,22 @@ ENV_FACTS: dict[str, EnvFacts] = {
                                    discrete=True),
     "IntrusionDetection-v0": EnvFacts(random_return=-681906.25, solved_return=None, reward_low=-10000.0,
                                       reward_high=5000.0, discrete=True, observations_predict_return=False),
+    # Suite envs with a shipped config (benchmarks/diagnose_advice.py --random-returns-of ...,
+    # benchmarks/results/random_policy_returns_suites.json; where the env masks illegal actions, the
+    # random policy is uniform over the legal ones, as an untrained masked policy is). Rewards per step:
+    # Navix and XLand-MiniGrid pay at most 1 at the goal; Snake 1 per fruit; brax's inverted_pendulum and
+    # Playground's CartpoleBalance at most 1 per step for 1000 steps. Solved: gym's InvertedPendulum
+    # threshold (950); the others have no agreed level.
+    "navix/Navix-Empty-8x8-v0": EnvFacts(random_return=0.04, solved_return=None, reward_low=0.0, reward_high=1.0,
+                                         discrete=True),
+    "xminigrid/MiniGrid-Empty-8x8": EnvFacts(random_return=0.12, solved_return=None, reward_low=0.0,
+                                             reward_high=1.0, discrete=True),
+    "jumanji/Snake-v1": EnvFacts(random_return=6.27, solved_return=None, reward_low=0.0, reward_high=1.0,
+                                 discrete=True),
+    "brax/inverted_pendulum": EnvFacts(random_return=5.62, solved_return=950.0, reward_low=0.0, reward_high=1.0,
+                                       discrete=False),
+    "playground/CartpoleBalance": EnvFacts(random_return=357.65, solved_return=None, reward_low=0.0,
+                                           reward_high=1.0, discrete=False),
 }
 
 

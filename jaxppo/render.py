@@ -1,8 +1,9 @@
-"""An episode of a trained policy as an animation, drawn by gymnax's visualiser.
+"""An episode of a trained policy as an animation.
 
-gymnax 1.0's ``Visualizer`` draws the classic-control envs (through gymnasium, which needs pygame),
-the MinAtar games, Pong, Catch, PointRobot and the two mazes; for any other env ``render_support`` says
-so in one line. The episode is the greedy (deterministic) policy of one seed of the run's latest
+The classic-control envs are drawn by ``jaxppo.drawing`` (numpy frames, one GIF through Pillow: no
+pygame, no display, about a second for 500 steps); gymnax 1.0's ``Visualizer`` draws the MinAtar games,
+Pong, Catch, PointRobot and the two mazes, and the classic-control envs into a video format other than
+.gif (through gymnasium, which needs pygame); for any other env ``render_support`` says so in one line. The episode is the greedy (deterministic) policy of one seed of the run's latest
 checkpoint, played in one compiled ``lax.scan`` for the env's time limit and cut at the first episode
 end.
 """
@@ -27,14 +28,16 @@ VISUALISED_ENVS: tuple[str, ...] = _CLASSIC_CONTROL + (
 )
 
 
-def render_support(env_name: str) -> Optional[str]:
-    """None if ``env_name`` can be drawn here, else one line saying why not."""
+def render_support(env_name: str, path: Optional[str] = None) -> Optional[str]:
+    """None if ``env_name`` can be drawn here (into ``path``'s format, when given), else one line saying
+    why not."""
     if env_name not in VISUALISED_ENVS:
         return f"env {env_name!r} has no gymnax visualiser, so it cannot be rendered (those that have one: " \
                f"{', '.join(VISUALISED_ENVS)})."
-    if env_name in _CLASSIC_CONTROL and importlib.util.find_spec("pygame") is None:
-        return (f"rendering {env_name} needs pygame (gymnax draws classic-control envs through gymnasium): "
-                "pip install 'jaxppo[render]'.")
+    if path is not None and os.path.splitext(path)[1].lower() != ".gif" and env_name in _CLASSIC_CONTROL \
+            and importlib.util.find_spec("pygame") is None:
+        return (f"rendering {env_name} to {os.path.splitext(path)[1]} needs pygame (gymnax draws classic-control "
+                "envs through gymnasium): pip install 'jaxppo[render]', or write a .gif.")
     return None
 
 
@@ -52,6 +55,7 @@ def animation_writer_problem(path: str) -> Optional[str]:
 
 
 class Episode(NamedTuple):
+    env_name: str
     env: Any
     env_params: Any
     states: list  # env state before each step, one per frame
@@ -93,11 +97,21 @@ def record_episode(algorithm: Any, state: Any, key: jax.Array, max_steps: int) -
     length = int(ends[0]) + 1 if len(ends) else max_steps
     frames = [jax.tree.map(lambda x, i=i: x[i], states) for i in range(length)]
     returns = np.cumsum(np.asarray(rewards[:length], np.float64))
-    return Episode(env, env_params, frames, returns, length, bool(len(ends)))
+    return Episode(algorithm.config.env, env, env_params, frames, returns, length, bool(len(ends)))
 
 
 def write_animation(episode: Episode, path: str) -> None:
-    """Draws the episode with gymnax's ``Visualizer`` into ``path`` (.gif through Pillow), atomically."""
+    """Draws the episode into ``path``, atomically: classic control as a .gif by ``jaxppo.drawing``, every
+    other case with gymnax's ``Visualizer`` (.gif through Pillow, video through ffmpeg)."""
+    from jaxppo import drawing
+
+    if episode.env_name in drawing.DRAWN_ENVS and os.path.splitext(path)[1].lower() == ".gif":
+        frames = [drawing.draw_frame(episode.env_name, state, episode.env_params) for state in episode.states]
+        drawing.write_gif(frames, path)
+        return
+    problem = render_support(episode.env_name, path)
+    if problem is not None:
+        raise ValueError(problem)
     import matplotlib
 
     matplotlib.use("Agg")

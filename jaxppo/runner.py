@@ -29,7 +29,6 @@ import json
 import math
 import os
 import sys
-import tempfile
 import time
 from typing import Any, Callable, Mapping, NamedTuple, Optional, Sequence
 
@@ -42,16 +41,14 @@ from jaxppo import config as config_lib
 from jaxppo.algorithm import Algorithm
 from jaxppo.api import make_algorithm
 from jaxppo.checkpoint import CheckpointWriter, latest_checkpoint_update, restore_checkpoint
-from jaxppo.parallel import (SeedLayout, broadcast_from_main, check_memory, host_memory_bytes, is_main_process,
-                             tree_bytes)
-from jaxppo.run_io import (
-    RunInputError,
-    atomic_write_json,
-    atomic_write_npz,
-    atomic_write_text,
-    atomic_write_yaml,
-    read_jsonl,
-)
+from jaxppo.parallel import (SeedLayout, broadcast_from_main, check_memory, evaluation_keys, host_memory_bytes,
+                             is_main_process, seed_keys, tree_bytes)
+from jaxppo.run_dir import (CHECKPOINT_DIR, CONFIG_FILE, CURVE_FILE, DIAGNOSTICS_FILE, EVAL_FILE, METRICS_FILE,
+                            PER_SEED_FILE, RUN_FILE, SUMMARY_FILE, check_run_dir, holds_run, read_run)
+from jaxppo.run_io import RunInputError, atomic_write_json, atomic_write_npz, atomic_write_text, atomic_write_yaml
+from jaxppo.run_records import (STATS, Records, aggregate_over_seeds, column_updates, columns_for, empty_records,
+                                eval_record, metric_blocks, metric_lines, short)
+from jaxppo.run_summary import diagnose_run, render_plots, sweep_groups, write_summary
 
 __all__ = [
     "DEFAULT_NUM_SEEDS",
@@ -77,37 +74,25 @@ __all__ = [
     "diagnose_run",
     "load_policy",
     "load_run_state",
+    "write_progress_files",
+    "columns_for",
+    "column_updates",
+    "metric_blocks",
+    "sweep_groups",
+    "CONFIG_FILE",
+    "RUN_FILE",
+    "METRICS_FILE",
+    "PER_SEED_FILE",
+    "EVAL_FILE",
+    "SUMMARY_FILE",
+    "CURVE_FILE",
+    "DIAGNOSTICS_FILE",
+    "CHECKPOINT_DIR",
 ]
 
 DEFAULT_NUM_SEEDS = 4
 
-CONFIG_FILE = "config.yaml"
-RUN_FILE = "run.json"
-METRICS_FILE = "metrics.jsonl"
-PER_SEED_FILE = "metrics_per_seed.npz"
-EVAL_FILE = "eval.jsonl"
-SUMMARY_FILE = "summary.json"
-CURVE_FILE = "learning_curve.png"
-DIAGNOSTICS_FILE = "diagnostics.png"
-CHECKPOINT_DIR = "checkpoints"
-
-# Evaluation draws from its own key stream, so turning evaluation on or off never changes training.
-_EVAL_STREAM = 0x5EED
-
-
-# Keys and chunk plan -------------------------------------------------------------------------------
-
-def seed_keys(seed: int, num_seeds: int) -> jax.Array:
-    """Per-seed training keys, ``[num_seeds, 2]``: the same as ``jaxppo.train`` uses."""
-    return jax.random.split(jax.random.PRNGKey(seed), num_seeds)
-
-
-def evaluation_keys(seed: int, num_seeds: int, update: int) -> jax.Array:
-    """Per-seed evaluation keys for the evaluation after ``update`` updates: a function of the update
-    index alone, so evaluations are reproducible across chunk sizes and resumes."""
-    base = jax.random.split(jax.random.fold_in(jax.random.PRNGKey(seed), _EVAL_STREAM), num_seeds)
-    return jax.vmap(jax.random.fold_in, in_axes=(0, None))(base, update)
-
+# Chunk plan -------------------------------------------------------------------------------
 
 # A long run is cut into at least this many chunks, so the progress bar moves (a 5000-update DQN run
 # with updates_per_chunk 5000 used to go from 0 to 100% in one jump); a chunk is never cut below
@@ -184,60 +169,6 @@ class Lanes(NamedTuple):
     def of_run(cls, run_info: Mapping[str, Any]) -> "Lanes":
         grid = tuple((name, tuple(values)) for name, values in (run_info.get("grid") or {}).items())
         return cls(int(run_info["seed"]), int(run_info["num_seeds"]), grid)
-
-
-# Aggregation -----------------------------------------------------------------------------------
-
-_STATS = ("mean", "median", "q25", "q75", "min", "max")
-
-
-def aggregate_over_seeds(values: np.ndarray) -> dict[str, np.ndarray]:
-    """Mean, median, quartiles, min and max over the leading seed axis of ``values`` ``[S, ...]``."""
-    values = np.asarray(values, np.float64)
-    q25, median, q75 = np.percentile(values, [25, 50, 75], axis=0)
-    return {"mean": values.mean(axis=0), "median": median, "q25": q25, "q75": q75,
-            "min": values.min(axis=0), "max": values.max(axis=0)}
-
-
-def _short(x: Any) -> Any:
-    # 7 significant digits keeps metrics.jsonl readable; exact values are in the .npz. Metrics with
-    # extra axes (a histogram over actions, say) become nested lists.
-    array = np.asarray(x)
-    if array.ndim:
-        return [_short(v) for v in array]
-    x = float(array)
-    return x if not math.isfinite(x) else float(f"{x:.7g}")
-
-
-def _metric_lines(per_seed: Mapping[str, np.ndarray], start: int, stop: int, steps_per_update: int,
-                  first_update: Optional[int] = None) -> list[str]:
-    """JSON lines for columns ``start:stop`` of ``per_seed``, aggregated over seeds; column ``start`` is
-    update ``first_update`` (default ``start + 1``: the columns are updates).
-
-    Metrics sit under ``"metrics"`` so an algorithm's metric can never collide with ``update`` or
-    ``env_steps`` (DQN reports its own ``env_steps``).
-    """
-    stats = {name: aggregate_over_seeds(values[:, start:stop]) for name, values in per_seed.items()}
-    first = start + 1 if first_update is None else first_update
-    lines = []
-    for offset in range(stop - start):
-        update = first + offset
-        metrics = {name: {s: _short(stats[name][s][offset]) for s in _STATS} for name in per_seed}
-        record = {"update": update, "env_steps": update * steps_per_update, "metrics": metrics}
-        lines.append(json.dumps(record) + "\n")
-    return lines
-
-
-def _eval_record(update: int, steps_per_update: int, result: Mapping[str, np.ndarray]) -> dict:
-    record: dict[str, Any] = {"update": update, "env_steps": update * steps_per_update}
-    # eval_return / eval_length are [S, episodes]; an env's held-out scores (eval_f1 ...) are [S].
-    for name, values in result.items():
-        values = np.asarray(values, np.float64)
-        per_seed = values.mean(axis=1) if values.ndim == 2 else values
-        stats = aggregate_over_seeds(per_seed)
-        record[name] = {s: _short(stats[s]) for s in _STATS}
-        record[name]["per_seed"] = [_short(v) for v in per_seed]
-    return record
 
 
 # Compiled pieces -----------------------------------------------------------------------------------
@@ -360,70 +291,7 @@ class ChunkRunner:
 
 # Host-side records ---------------------------------------------------------------------------------
 
-@dataclasses.dataclass
-class _Records:
-    per_seed: dict[str, np.ndarray]  # [S, columns]: column c holds updates c*every+1 .. (c+1)*every
-    update: int
-    eval_records: list[dict]
-    elapsed_s: float
-    lines: list[str]  # encoded metrics.jsonl lines for updates 1..update
-    every: int = 1  # run.metrics_every
-
-    @property
-    def columns(self) -> int:
-        """Columns filled so far (the last may cover fewer than ``every`` updates at the end of a run)."""
-        return columns_for(self.update, self.every)
-
-    def valid_per_seed(self) -> dict[str, np.ndarray]:
-        return {name: values[:, : self.columns] for name, values in self.per_seed.items()}
-
-    def store(self, start: int, chunk: Mapping[str, np.ndarray]) -> None:
-        """Writes a chunk's per-update metrics ``[S, n]`` (updates ``start+1 .. start+n``) into the columns."""
-        first = start // self.every
-        for name, values in chunk.items():
-            blocks = metric_blocks(values, self.every)
-            self.per_seed[name][:, first: first + blocks.shape[1]] = blocks
-
-
-def columns_for(num_updates: int, every: int) -> int:
-    return -(-num_updates // max(1, every))
-
-
-def column_updates(num_columns: int, every: int, num_updates: Optional[int] = None) -> np.ndarray:
-    """The update each column stands for (the last of its block), ``[num_columns]``, 1-based."""
-    updates = (np.arange(num_columns) + 1) * max(1, every)
-    return updates if num_updates is None else np.minimum(updates, num_updates)
-
-
-def metric_blocks(values: np.ndarray, every: int) -> np.ndarray:
-    """``[S, n, ...]`` per-update metrics -> ``[S, ceil(n / every), ...]``, one column per block of
-    ``every`` updates: the mean over the block's non-NaN values (NaN where there are none, e.g. no
-    episode ended; an Inf makes the mean Inf), and for integer and boolean metrics (counters such as ``nonfinite_updates``, which
-    are cumulative) the block's last value. ``every`` 1 returns ``values`` unchanged."""
-    values = np.asarray(values)
-    if every <= 1:
-        return values
-    num_seeds, n = values.shape[:2]
-    columns = columns_for(n, every)
-    if not np.issubdtype(values.dtype, np.floating):
-        return values[:, column_updates(columns, every, n) - 1]
-    padded = np.full((num_seeds, columns * every) + values.shape[2:], np.nan, values.dtype)
-    padded[:, :n] = values
-    blocks = padded.reshape((num_seeds, columns, every) + values.shape[2:])
-    present = ~np.isnan(blocks)  # an Inf stays visible in its block's mean
-    count = present.sum(axis=2)
-    total = np.where(present, blocks, 0).sum(axis=2, dtype=np.float64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(count > 0, total / np.maximum(count, 1), np.nan).astype(values.dtype)
-
-
-def _empty_records(specs: Mapping[str, tuple], num_seeds: int, num_updates: int, every: int = 1) -> _Records:
-    columns = columns_for(num_updates, every)
-    per_seed = {name: np.zeros((num_seeds, columns) + shape, dtype) for name, (shape, dtype) in specs.items()}
-    return _Records(per_seed, 0, [], 0.0, [], every)
-
-
-def write_progress_files(run_dir: str, records: _Records) -> None:
+def write_progress_files(run_dir: str, records: Records) -> None:
     """metrics.jsonl, metrics_per_seed.npz and eval.jsonl, each rewritten atomically, up to ``records.update``."""
     atomic_write_text(os.path.join(run_dir, METRICS_FILE), "".join(records.lines))
     atomic_write_npz(os.path.join(run_dir, PER_SEED_FILE), records.valid_per_seed())
@@ -466,45 +334,6 @@ def check_seed(seed: Any, name: str = "seed") -> None:
     give the same keys as 0, and larger values overflow."""
     if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed <= _MAX_SEED:
         raise RunInputError(f"{name}={seed!r} must be an integer in [0, {_MAX_SEED}].")
-
-
-def holds_run(run_dir: str) -> bool:
-    """Whether ``run_dir`` holds a run (its config or checkpoints), finished or not."""
-    return (os.path.exists(os.path.join(run_dir, CONFIG_FILE))
-            or os.path.isdir(os.path.join(run_dir, CHECKPOINT_DIR)))
-
-
-def check_run_dir(run_dir: str, force: bool = False) -> None:
-    """Raises ``RunInputError`` unless a new run can be written to ``run_dir``; creates nothing.
-
-    Refused: an empty path, an existing file, a path below a file, an existing run (continue it with
-    resume instead), an existing non-empty directory that is not a run (unless ``force``: then the run
-    is written into it), and a location where no directory can be created (read-only, no permission).
-    """
-    if not run_dir or not str(run_dir).strip():
-        raise RunInputError("the run directory (--out) must not be empty.")
-    path = os.path.abspath(run_dir)
-    if os.path.exists(path) and not os.path.isdir(path):
-        raise RunInputError(f"--out {run_dir!r} exists and is not a directory.")
-    if os.path.isdir(path):
-        if holds_run(path):
-            raise RunInputError(f"{run_dir!r} already holds a run; continue it with --resume {run_dir} "
-                                "or choose another --out.")
-        if os.listdir(path) and not force:
-            raise RunInputError(f"--out {run_dir!r} is a non-empty directory that is not a jaxppo run; choose a "
-                                "new or empty directory, or pass --force to write the run into it.")
-        existing = path
-    else:
-        existing = os.path.dirname(path)
-        while not os.path.exists(existing):
-            existing = os.path.dirname(existing)
-        if not os.path.isdir(existing):
-            raise RunInputError(f"cannot create --out {run_dir!r}: {existing!r} is a file, not a directory.")
-    try:  # the only reliable test of writability (root ignores mode bits, not read-only mounts)
-        os.rmdir(tempfile.mkdtemp(prefix=".jaxppo-write-test-", dir=existing))
-    except OSError as error:
-        raise RunInputError(f"cannot write the run directory {run_dir!r}: {existing!r} is not writable "
-                            f"({error.strerror or error}).") from None
 
 
 def check_metric_history(num_lanes: int, specs: Mapping[str, tuple], num_updates: int, every: int) -> int:
@@ -607,7 +436,7 @@ def train_run(config: Any, run_dir: str, num_seeds: int = DEFAULT_NUM_SEEDS, see
             written.append(os.path.join(run_dir, RUN_FILE))
             atomic_write_json(written[-1], run_info)
         state = runner.init(keys)
-        records = _empty_records(specs, lanes.num_lanes, config.num_updates, config.run.metrics_every)
+        records = empty_records(specs, lanes.num_lanes, config.num_updates, config.run.metrics_every)
     except Exception:
         # Nothing trained yet: leave no half-made run behind. (An interrupt is not caught here: it
         # leaves config.yaml and run.json, a run that --resume starts from update 0.)
@@ -621,35 +450,8 @@ def train_run(config: Any, run_dir: str, num_seeds: int = DEFAULT_NUM_SEEDS, see
     return _train_loop(ctx, state, records, progress, loggers, echo)
 
 
-_RUN_INFO_KEYS = ("seed", "num_seeds", "chunk_size")
-
-
-def _read_run(run_dir: str) -> tuple[Any, dict]:
-    if not os.path.exists(run_dir):
-        raise RunInputError(f"run directory {run_dir!r} does not exist.")
-    if not os.path.isdir(run_dir):
-        raise RunInputError(f"{run_dir!r} is a file, not a run directory.")
-    config_path = os.path.join(run_dir, CONFIG_FILE)
-    run_path = os.path.join(run_dir, RUN_FILE)
-    if not os.path.exists(config_path) or not os.path.exists(run_path):
-        raise RunInputError(f"{run_dir!r} is not a jaxppo run directory (no {CONFIG_FILE} / {RUN_FILE}).")
-    try:
-        config = config_lib.load_config(config_path)
-    except ValueError as error:
-        raise RunInputError(f"cannot read the run's config: {error}") from None
-    try:
-        with open(run_path, "r", encoding="utf-8") as handle:
-            run_info = json.load(handle)
-    except (OSError, ValueError) as error:
-        raise RunInputError(f"cannot read {run_path!r}: {error}") from None
-    missing = [key for key in _RUN_INFO_KEYS if not isinstance(run_info, dict) or key not in run_info]
-    if missing:
-        raise RunInputError(f"{run_path!r} is damaged: it lacks {', '.join(missing)}.")
-    return config, run_info
-
-
 def _restore(run_dir: str, config: Any, run_info: dict, runner: ChunkRunner
-             ) -> tuple[Optional[Any], Optional[_Records]]:
+             ) -> tuple[Optional[Any], Optional[Records]]:
     """Latest checkpoint as (state, records), or (None, None) when none was committed yet."""
     checkpoint_dir = os.path.join(run_dir, CHECKPOINT_DIR)
     # With several processes, process 0 reads the checkpoint and sends it to the others.
@@ -673,11 +475,11 @@ def _restore(run_dir: str, config: Any, run_info: dict, runner: ChunkRunner
     tree = broadcast_from_main(tree)
     per_seed = {name: np.array(values) for name, values in tree["metrics"].items()}
     if every == 1:
-        lines = _metric_lines(per_seed, 0, update, config.steps_per_update)
+        lines = metric_lines(per_seed, 0, update, config.steps_per_update)
     else:  # the per-seed history holds blocks: every update's line comes from metrics.jsonl
         lines = _jsonl_lines_until(os.path.join(run_dir, METRICS_FILE), update) if main else []
-    records = _Records(per_seed, update, list(meta.get("eval_records", [])), float(meta.get("elapsed_s", 0.0)),
-                       lines, every)
+    records = Records(per_seed, update, list(meta.get("eval_records", [])), float(meta.get("elapsed_s", 0.0)),
+                      lines, every)
     # Checkpoints hold the unpadded state gathered on the host, so a run resumes on any device count.
     return runner.place(tree["state"]), records
 
@@ -706,7 +508,7 @@ def resume_run(run_dir: str, progress: bool = True, loggers: Sequence[Any] = (),
     an uninterrupted run. The device count may differ from the interrupted run's: checkpoints hold
     the unpadded state, placed again on ``devices`` (default: all).
     """
-    config, run_info = _read_run(run_dir)
+    config, run_info = read_run(run_dir)
     lanes = Lanes.of_run(run_info)
     runner = ChunkRunner(checked_algorithm(config, env, env_params), devices=devices,
                          lane_configs=lanes.lane_configs(config))
@@ -715,14 +517,14 @@ def resume_run(run_dir: str, progress: bool = True, loggers: Sequence[Any] = (),
     if state is None:
         keys = lanes.keys()
         state = runner.init(keys)
-        records = _empty_records(runner.metric_specs(runner.abstract_state(keys)), ctx.num_seeds,
-                                 config.num_updates, config.run.metrics_every)
+        records = empty_records(runner.metric_specs(runner.abstract_state(keys)), ctx.num_seeds,
+                                config.num_updates, config.run.metrics_every)
     if is_main_process():
         write_progress_files(run_dir, records)
     return _train_loop(ctx, state, records, progress, loggers, echo)
 
 
-def _progress_text(records: _Records) -> str:
+def _progress_text(records: Records) -> str:
     returns = records.per_seed["episode_return"][:, records.columns - 1]
     q25, median, q75 = np.percentile(returns, [25, 50, 75])
     text = f"return {median:.1f} (IQR {q25:.1f} to {q75:.1f})"  # "to": a hyphen reads as a minus sign
@@ -766,7 +568,7 @@ def _clock_text(seconds: float) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
-def _train_loop(ctx: _RunContext, state: Any, records: _Records, progress: bool, loggers: Sequence[Any],
+def _train_loop(ctx: _RunContext, state: Any, records: Records, progress: bool, loggers: Sequence[Any],
                 echo: Optional[Callable[[str], None]]) -> RunResult:
     from tqdm.auto import tqdm
 
@@ -798,11 +600,11 @@ def _train_loop(ctx: _RunContext, state: Any, records: _Records, progress: bool,
             records.store(start, metrics)
             records.update = stop
             # metrics.jsonl keeps every update (over seeds) even when the per-seed history keeps blocks.
-            records.lines.extend(_metric_lines(metrics, 0, stop - start, steps_per_update, first_update=start + 1))
+            records.lines.extend(metric_lines(metrics, 0, stop - start, steps_per_update, first_update=start + 1))
             eval_interval = config.run.eval_interval
             if eval_interval > 0 and (stop % eval_interval == 0 or stop == num_updates):
                 result = ctx.runner.host(ctx.runner.evaluate(state, ctx.lanes.evaluation_keys(stop)))
-                records.eval_records.append(_eval_record(stop, steps_per_update, result))
+                records.eval_records.append(eval_record(stop, steps_per_update, result))
             records.elapsed_s = elapsed_before + (time.perf_counter() - session_start)
             if main:
                 write_progress_files(ctx.run_dir, records)
@@ -836,13 +638,13 @@ def _train_loop(ctx: _RunContext, state: Any, records: _Records, progress: bool,
             writer.close()
         for logger in loggers:
             logger.close()
-    summary = _write_summary(ctx.run_dir, config, ctx.seed, ctx.num_seeds, records, write=main)
+    summary = write_summary(ctx.run_dir, config, ctx.seed, ctx.num_seeds, records, write=main)
     if main:
         render_plots(ctx.run_dir)
     return RunResult(ctx.run_dir, summary, state, records.valid_per_seed())
 
 
-def _log_scalars(loggers: Sequence[Any], records: _Records, chunk: Mapping[str, np.ndarray], start: int, stop: int,
+def _log_scalars(loggers: Sequence[Any], records: Records, chunk: Mapping[str, np.ndarray], start: int, stop: int,
                  steps_per_update: int) -> None:
     """Per update of the chunk (``chunk``: ``[S, stop - start]`` per metric), the median over seeds."""
     eval_by_update = {r["update"]: r for r in records.eval_records}
@@ -855,189 +657,6 @@ def _log_scalars(loggers: Sequence[Any], records: _Records, chunk: Mapping[str, 
             scalars["eval/length_median"] = eval_by_update[update]["eval_length"]["median"]
         for logger in loggers:
             logger.log(update, update * steps_per_update, scalars)
-
-
-def _return_stats(values: np.ndarray, solved_return: Optional[float] = None) -> dict:
-    """Mean, median, min, max and the IQM with its 95% bootstrap interval over seeds (``jaxppo.stats``),
-    plus how many seeds reached ``solved_return`` when the env has a known threshold."""
-    from jaxppo import stats
-
-    values = np.asarray(values, np.float64)
-    seeds = stats.summarize_seeds(values)  # a seed without a finite score counts as the worst one
-    out = {name: (None if seeds[name] is None else _short(seeds[name])) for name in ("mean", "median", "min", "max")}
-    out.update(iqm=seeds["iqm"], iqm_ci=seeds["iqm_ci"], num_nonfinite=seeds["num_nonfinite"],
-               per_seed=[_short(v) if math.isfinite(v) else None for v in values])
-    if solved_return is not None:
-        out["solved_threshold"] = solved_return
-        out["num_solved"] = int(np.sum(np.nan_to_num(values, nan=-np.inf) >= solved_return))
-    return out
-
-
-FINAL_RETURN_DEFINITION = "per seed, the mean episode return over the last 10% of updates that finished an episode"
-
-
-def _diagnosis_summary(diagnosis: Any, steps_per_update: int, count: int = 3) -> dict:
-    """The run summary's view of ``jaxppo.diagnose``: healthy seeds, seeds per pathology, worst seeds,
-    and where each pathology began (the diagnostics plot reads that, so a run is diagnosed once)."""
-    worst = []
-    for index in diagnosis.worst_seeds(count):
-        seed = diagnosis.seeds[index]
-        worst.append({"seed": index, "final_return": seed.final_return,
-                      "pathologies": [f.name for f in seed.failures],
-                      "primary": seed.primary.name if seed.primary else None,
-                      "suggestion": list(seed.suggestion)})
-    return {"num_healthy": diagnosis.num_healthy, "num_seeds": diagnosis.num_seeds,
-            "counts": {name: n for name, n in diagnosis.counts.items() if n},
-            "warning_counts": {name: n for name, n in diagnosis.warning_counts.items() if n}, "worst_seeds": worst,
-            "starts": _pathology_starts(diagnosis, steps_per_update)}
-
-
-def diagnose_run(run_dir: str, thresholds: Any = None) -> tuple[Any, dict, Any]:
-    """``(config, run_info, Diagnosis)`` of a run directory from its ``metrics_per_seed.npz``.
-
-    Works on any run directory that has ``config.yaml``, ``run.json`` and the metrics file, including
-    those written before diagnosis existed.
-    """
-    from jaxppo.diagnosis.core import diagnose
-
-    config, run_info = _read_run(run_dir)
-    per_seed_path = os.path.join(run_dir, PER_SEED_FILE)
-    if not os.path.exists(per_seed_path):
-        raise RunInputError(f"{run_dir!r} has no {PER_SEED_FILE} yet; train at least one chunk first.")
-    try:
-        with np.load(per_seed_path) as data:
-            metrics = {name: data[name] for name in data.files}
-        return config, run_info, diagnose(metrics, config, thresholds, metrics_every=config.run.metrics_every)
-    except (OSError, ValueError) as error:  # a torn or foreign metrics file is the user's input
-        raise RunInputError(f"cannot diagnose {run_dir!r}: {error}") from None
-
-
-def _nonfinite_summary(records: _Records) -> dict:
-    """Bad data seen by the end of the run, per seed and in all: ``samples`` left out of the running
-    statistics, gradient ``updates`` skipped (both metrics are cumulative, so the last update's value)."""
-    out = {}
-    for name in ("samples", "updates"):
-        values = records.per_seed.get(f"nonfinite_{name}")
-        if values is not None and records.update > 0:
-            per_seed = [int(v) for v in values[:, records.columns - 1]]
-            out[name] = {"total": sum(per_seed), "per_seed": per_seed}
-    return out
-
-
-def _write_summary(run_dir: str, config: Any, seed: int, num_seeds: int, records: _Records,
-                   write: bool = True) -> dict:
-    from jaxppo.diagnosis.core import diagnose, env_facts, final_returns
-
-    update = records.update
-    steps_per_seed = update * config.steps_per_update
-    solved_return = env_facts(config).solved_return
-    summary: dict[str, Any] = {
-        "algorithm": config.algorithm,
-        "env": config.env,
-        "seed": seed,
-        "num_seeds": num_seeds,
-        "updates": update,
-        "metric_columns": records.columns,
-        "complete": update >= config.num_updates,
-        "env_steps_per_seed": steps_per_seed,
-        "env_steps_total": steps_per_seed * num_seeds,
-        "wall_time_s": round(records.elapsed_s, 3),
-        "steps_per_second": round(steps_per_seed * num_seeds / max(records.elapsed_s, 1e-9), 1),
-        # One definition everywhere (train's summary, diagnose, the lab, sweeps): per seed, the mean
-        # episode return over the last 10% of updates that finished an episode (blocks of updates with
-        # run.metrics_every > 1), jaxppo.diagnosis.core.final_returns.
-        "final_return": dict(_return_stats(final_returns(records.valid_per_seed()), solved_return),
-                             definition=FINAL_RETURN_DEFINITION),
-        "final_eval_return": None,
-        "diagnosis": _diagnosis_summary(diagnose(records.valid_per_seed(), config, metrics_every=records.every),
-                                        config.steps_per_update),
-        "run_dir": os.path.abspath(run_dir),
-    }
-    summary["nonfinite"] = _nonfinite_summary(records)
-    if records.eval_records:
-        last = records.eval_records[-1]
-        summary["final_eval_return"] = dict(_return_stats(np.asarray(last["eval_return"]["per_seed"]), solved_return),
-                                            update=last["update"])
-        # An env's own held-out scores (IntrusionDetection-v0's eval_f1 ...) belong in the summary too.
-        held_out = {name: dict(_return_stats(np.asarray(value["per_seed"])), update=last["update"])
-                    for name, value in last.items()
-                    if isinstance(value, dict) and name not in ("eval_return", "eval_length") and "per_seed" in value}
-        if held_out:
-            summary["final_eval_scores"] = held_out
-    if write:
-        atomic_write_json(os.path.join(run_dir, SUMMARY_FILE), summary)
-    return summary
-
-
-# Plots ---------------------------------------------------------------------------------------------
-
-def render_plots(run_dir: str, dpi: int = 100, smooth: Optional[int] = None) -> list[str]:
-    """(Re)draws learning_curve.png and diagnostics.png from the run's metric files; returns their paths.
-
-    ``smooth``: the learning curve's moving-average window in updates (None: 1% of the run; 1: raw)."""
-    from jaxppo import plotting
-
-    config, run_info = _read_run(run_dir)
-    per_seed_path = os.path.join(run_dir, PER_SEED_FILE)
-    if not os.path.exists(per_seed_path):
-        raise RunInputError(f"{run_dir!r} has no {PER_SEED_FILE} yet; train at least one chunk first.")
-    with np.load(per_seed_path) as data:
-        metrics = {name: data[name] for name in data.files if data[name].ndim == 2}  # scalar per update
-    raw = metrics
-    metrics = plotting.plotted_series(metrics)  # placeholders (no episode yet, no learning yet) as gaps
-    every = config.run.metrics_every
-    env_steps = column_updates(metrics["episode_return"].shape[1], every, config.num_updates) * config.steps_per_update
-    evals = read_jsonl(os.path.join(run_dir, EVAL_FILE))
-    eval_steps = np.array([r["env_steps"] for r in evals]) if evals else None
-    eval_return = np.array([r["eval_return"]["per_seed"] for r in evals]).T if evals else None
-    title = f"{config.algorithm.upper()} on {config.env}"
-    curve = os.path.join(run_dir, CURVE_FILE)
-    panels = os.path.join(run_dir, DIAGNOSTICS_FILE)
-    plotting.learning_curve_png(curve, env_steps, metrics["episode_return"], title, eval_steps, eval_return, dpi,
-                                smooth=smooth, groups=sweep_groups(run_info))
-    starts = _recorded_pathology_starts(run_dir, raw, config, raw["episode_return"].shape[1])
-    plotting.diagnostics_png(panels, env_steps, metrics, title, dpi=dpi, pathology_starts=starts)
-    return [curve, panels]
-
-
-def sweep_groups(run_info: Mapping[str, Any]) -> Optional[list[tuple[str, list[int]]]]:
-    """For a sweep run, ``(setting label, its lanes)`` per grid point (lane ``g * seeds + s``); else None."""
-    grid = run_info.get("grid") or {}
-    if not grid:
-        return None
-    from jaxppo.api import grid_settings
-
-    num_seeds = int(run_info["num_seeds"])
-    return [(", ".join(f"{name}={value:g}" for name, value in point.items()),
-             list(range(g * num_seeds, (g + 1) * num_seeds)))
-            for g, point in enumerate(grid_settings(list(grid), grid))]
-
-
-def _pathology_starts(diagnosis: Any, steps_per_update: int) -> dict[str, list]:
-    """``{pathology: [median env step at which it began, seeds]}``, for the diagnostics panels."""
-    starts: dict[str, list[int]] = {}
-    for seed in diagnosis.seeds:
-        for finding in seed.failures:
-            starts.setdefault(finding.name, []).append(finding.start_update)
-    return {name: [float(np.median(updates)) * steps_per_update, len(updates)] for name, updates in starts.items()}
-
-
-def _recorded_pathology_starts(run_dir: str, metrics: Mapping[str, np.ndarray], config: Any, columns: int
-                               ) -> dict[str, tuple[float, int]]:
-    """The pathology starts the run's summary recorded for these ``columns`` of metrics; a run whose
-    summary is older (or predates the field) is diagnosed here instead."""
-    try:
-        with open(os.path.join(run_dir, SUMMARY_FILE)) as f:
-            summary = json.load(f)
-    except (OSError, ValueError):
-        summary = {}
-    recorded = (summary.get("diagnosis") or {}).get("starts")
-    if recorded is None or summary.get("metric_columns") != columns:
-        from jaxppo.diagnosis.core import diagnose
-
-        recorded = _pathology_starts(diagnose(metrics, config, metrics_every=config.run.metrics_every),
-                                     config.steps_per_update)
-    return {name: (float(step), int(seeds)) for name, (step, seeds) in recorded.items()}
 
 
 # Loading a finished (or checkpointed) run --------------------------------------------------------
@@ -1055,7 +674,7 @@ def load_run_state(run_dir: str, eval_episodes: Optional[int] = None, env: Any =
                    env_params: Any = None) -> RunState:
     """The latest checkpoint of ``run_dir`` with its config and algorithm (``eval_episodes`` overrides
     the config's number of evaluation episodes)."""
-    config, run_info = _read_run(run_dir)
+    config, run_info = read_run(run_dir)
     if eval_episodes is not None:
         config = config_lib.apply_overrides(config, {"run.eval_episodes": eval_episodes})
     algorithm = checked_algorithm(config, env, env_params)
@@ -1103,9 +722,9 @@ def save_evaluation(run_dir: str, result: Mapping[str, Any], seed: int = 0) -> s
         "update": int(result["update"]),
         "evaluation_seed": seed,
         "episodes_per_seed": int(returns.shape[1]),
-        "eval_return": {name: _short(stats[name]) for name in _STATS},
-        "per_seed_mean_return": [_short(v) for v in per_seed],
-        "episode_returns": [[_short(v) for v in row] for row in returns],
+        "eval_return": {name: short(stats[name]) for name in STATS},
+        "per_seed_mean_return": [short(v) for v in per_seed],
+        "episode_returns": [[short(v) for v in row] for row in returns],
         "episode_lengths": [[int(v) for v in row] for row in lengths],
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
@@ -1149,7 +768,8 @@ def load_policy(run_dir: str, seed_index: int = 0, env: Any = None, env_params: 
         batch = obs.ndim == len(expected) + 1 and obs.shape[1:] == expected
         if not (one or batch):
             raise RunInputError(f"observation of shape {obs.shape} given to the policy of {run_dir!r}, which expects "
-                             f"one observation of shape {expected} or a batch of shape (N, {', '.join(map(str, expected))}).")
+                                f"one observation of shape {expected} or a batch of shape "
+                                f"(N, {', '.join(map(str, expected))}).")
         key = jax.random.PRNGKey(0) if key is None else key
         if with_memory is None:
             return act_jit(obs, key)

@@ -278,6 +278,27 @@ def test_verify_never_recommends_a_change_that_measured_worse():
     assert only.flagged_fixed >= 1 and result.recommended is None and "none is recommended" in result.reason
 
 
+def test_at_fraction_one_the_finished_run_is_the_unchanged_configs_result():
+    from jaxppo.diagnosis.verify import Candidate, verify
+
+    config = _base_config()
+    outcomes = {0.1: [22, 22, 500, 22], 0.00025: [500, 500, 500, 22]}
+    train, calls = _fake_train(outcomes)
+    run = {k: v[0] for k, v in train([config], None)[0].items()}
+    calls.clear()
+    diagnosis = diagnose(run, config)
+    candidates = [Candidate(("learning_rate=0.00025",), "rate", 3, 3.5)]
+    result = verify(config, diagnosis, num_seeds=4, candidates=candidates, train_fn=train, run_metrics=run)
+    assert calls == [[0.00025]]  # only the candidate is trained
+    assert result.baseline.healthy == tuple(bool(h) for h in diagnosis.healthy)
+    assert result.recommended == "learning_rate=0.00025" and result.baseline.env_steps_per_second is None
+    # At a shorter fraction, or with a run cut short, the unchanged config is trained beside the candidates.
+    verify(config, diagnosis, num_seeds=4, candidates=candidates, train_fn=train, run_metrics=run, fraction=0.5)
+    short = {k: v[:, : U // 2] for k, v in run.items()}
+    verify(config, diagnosis, num_seeds=4, candidates=candidates, train_fn=train, run_metrics=short)
+    assert [len(c) for c in calls[1:]] == [2, 2]
+
+
 @pytest.mark.slow
 def test_diagnose_verify_on_a_real_run(tmp_path, capsys):
     """CartPole at learning_rate=0.1, 4 seeds: --verify trains the candidates on the run's keys and

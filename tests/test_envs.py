@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import jaxppo
-from jaxppo import runner
+from jaxppo import run_records, runner
 from jaxppo.config import config_from_dict
 from jaxppo.envs import known_env_names, make_env
 from jaxppo.envs.intrusion_detection import IntrusionDetection
@@ -152,7 +152,7 @@ def test_available_by_name_and_reports_f1_in_training_and_evaluation():
     assert total == 1600
     # The runner's evaluation record carries the held-out scores per seed.
     per_seed = jax.tree.map(lambda x: np.stack([np.asarray(x)] * 2), result)
-    record = runner._eval_record(3, config.steps_per_update, per_seed)
+    record = run_records.eval_record(3, config.steps_per_update, per_seed)
     np.testing.assert_allclose(record["eval_f1"]["per_seed"], [float(result["eval_f1"])] * 2, rtol=1e-6)
     assert record["eval_return"]["median"] == pytest.approx(float(np.mean(result["eval_return"])), rel=1e-6)
 

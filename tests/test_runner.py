@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from jaxppo import PPOConfig, apply_overrides, config_to_dict, load_config, make_algorithm
-from jaxppo import run_io, runner
+from jaxppo import run_io, run_records, runner
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -254,7 +254,7 @@ def test_failed_write_leaves_previous_file_intact(tmp_path, monkeypatch):
 def test_failed_progress_write_keeps_every_run_file_readable(finished_run, monkeypatch, tmp_path):
     run_dir = finished_run[0]
     before = {n: open(os.path.join(run_dir, n), "rb").read() for n in ("metrics.jsonl", "metrics_per_seed.npz")}
-    records = runner._Records({"episode_return": np.ones((1, 3), np.float32)}, 3, [], 1.0, ["{}\n"] * 3)
+    records = run_records.Records({"episode_return": np.ones((1, 3), np.float32)}, 3, [], 1.0, ["{}\n"] * 3)
 
     def fail_after_partial(handle, data):
         handle.write(data[:10])

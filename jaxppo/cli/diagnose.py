@@ -123,6 +123,25 @@ def _check_verify_args(args: argparse.Namespace) -> None:
 VERIFY_DIR = "verify"
 
 
+def _finished_run_metrics(run_dir: str) -> Optional[dict]:
+    """The run's per-seed metrics if its summary says it is complete, else None: at ``--fraction 1`` they
+    are the unchanged config's result, which then is not trained again."""
+    import numpy as np
+
+    from jaxppo import runner
+
+    try:
+        with open(os.path.join(run_dir, runner.SUMMARY_FILE), encoding="utf-8") as handle:
+            summary = json.load(handle)
+        if not summary.get("complete"):
+            return None
+        with np.load(os.path.join(run_dir, runner.PER_SEED_FILE)) as data:
+            metrics = {name: data[name] for name in data.files if data[name].ndim == 2}
+    except (OSError, ValueError):
+        return None
+    return metrics
+
+
 def run(args: argparse.Namespace) -> int:
     import sys
 
@@ -137,10 +156,12 @@ def run(args: argparse.Namespace) -> int:
 
         if run_info.get("grid"):
             raise UsageError(f"{args.run_dir!r} is a sweep; --verify re-trains plain seed runs only")
+        run_metrics = _finished_run_metrics(args.run_dir)
         verification = verify(config, diagnosis, seed=int(run_info["seed"]), num_seeds=int(run_info["num_seeds"]),
                               fraction=args.fraction, limit=args.candidates,
                               out_dir=os.path.join(args.run_dir, VERIFY_DIR),
-                              progress=lambda line: print(line, file=sys.stderr, flush=True))
+                              progress=lambda line: print(line, file=sys.stderr, flush=True),
+                              run_metrics=run_metrics)
         diagnosis = dataclasses.replace(diagnosis, verification=verification)
     seed: Optional[int] = args.seed
     if seed is None:

@@ -29,10 +29,11 @@ def add_parser(commands: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from jaxppo import render, runner
+    from jaxppo.run_dir import read_run
     from jaxppo.envs.evaluation import max_episode_steps
 
     # Everything is checked before the checkpoint is loaded or anything compiled.
-    config, run_info = runner._read_run(args.run_dir)
+    config, run_info = read_run(args.run_dir)
     if run_info.get("custom_env"):
         raise UsageError(f"{args.run_dir!r} was trained on a custom env object, which the command line "
                          "cannot rebuild; render it from Python with jaxppo.render.")
@@ -47,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     num_seeds = run_info["num_seeds"]
     if not 0 <= args.seed < num_seeds:
         raise UsageError(f"--seed {args.seed} must lie in [0, {num_seeds - 1}] for this run ({num_seeds} seeds)")
-    problem = render.render_support(config.env)
+    problem = render.render_support(config.env, args.out)
     if problem:
         raise UsageError(problem)
     runner.check_seed(args.episode_seed, "--episode-seed")

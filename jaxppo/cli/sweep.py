@@ -74,6 +74,7 @@ def _print_table(run_dir: str, table: dict) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from jaxppo import runner
+    from jaxppo.run_dir import read_run
     from jaxppo.api import check_grid, grid_settings
     from jaxppo.config import apply_overrides
     from jaxppo.sweep_report import write_sweep_report
@@ -84,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
                 or args.force):
             raise UsageError("--resume takes config, grid, seeds and directory from the run; drop CONFIG, --grid, "
                              "--set, --seeds, --seed, --out and --force")
-        _, run_info = runner._read_run(args.resume)
+        _, run_info = read_run(args.resume)
         if not run_info.get("grid"):
             raise UsageError(f"{args.resume!r} is not a sweep; continue it with 'jaxppo train --resume'")
         print(f"resuming {args.resume}", flush=True)

@@ -177,6 +177,7 @@ def _check_logger_dependencies(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from jaxppo import runner
+    from jaxppo.run_dir import read_run
     from jaxppo.config import apply_overrides
 
     start_distributed(args)
@@ -190,7 +191,7 @@ def run(args: argparse.Namespace) -> int:
                 or args.force):
             raise UsageError("--resume takes config, seeds and directory from the run; drop CONFIG, --set, "
                              "--seeds, --seed, --out and --force")
-        config, _ = runner._read_run(args.resume)
+        config, _ = read_run(args.resume)
         runner.checked_algorithm(config)
         loggers = _loggers(args, args.resume, config) if main else []
         if main:

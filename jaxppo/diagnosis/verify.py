@@ -183,12 +183,16 @@ def _fingerprint(config: Any, seed: int, num_seeds: int, fraction: float) -> str
 def verify(config: Any, diagnosis: Any, *, seed: int = 0, num_seeds: Optional[int] = None, fraction: float = 1.0,
            limit: int = 5, candidates: Optional[Sequence[Candidate]] = None, out_dir: Optional[str] = None,
            progress: Optional[Callable[[str], None]] = None,
-           train_fn: Optional[Callable[..., tuple]] = None) -> Verification:
+           train_fn: Optional[Callable[..., tuple]] = None,
+           run_metrics: Optional[Mapping[str, np.ndarray]] = None) -> Verification:
     """Trains the run's seeds under each candidate change (default: ``candidates_from(diagnosis, limit)``).
 
     ``seed`` / ``num_seeds``: the run's base seed and seed count (seed ``i`` uses
     ``split(PRNGKey(seed), num_seeds)[i]``, as the run did). ``fraction``: the share of the run's env
-    steps to train; the unchanged config is re-trained at that length beside the candidates.
+    steps to train; the unchanged config is re-trained at that length beside the candidates, except at
+    ``fraction=1`` with ``run_metrics`` (the finished run's per-seed metrics ``[S, num_updates]``, from
+    the same config and keys): those are the unchanged config's result, so it is not trained again (its
+    env steps/s then reads n/a: the run's own rate counts compilation and host work).
     ``out_dir``: where ``results.json`` and ``results.md`` go, written after every program (a rerun
     with the same config, seeds and fraction skips what is there). ``train_fn``: a seam for tests,
     ``jaxppo.programs.train_stacked`` by default.
@@ -223,6 +227,11 @@ def verify(config: Any, diagnosis: Any, *, seed: int = 0, num_seeds: Optional[in
         except ValueError as error:
             entries.append((candidate.name, candidate.overrides, candidate.why, None, str(error)))
 
+    if BASELINE not in done and _run_is_baseline(run_metrics, base_config, num_seeds, fraction):
+        done[BASELINE] = _summarize(BASELINE, (), "", {k: np.asarray(v) for k, v in run_metrics.items()},
+                                    base_config, None).to_dict()
+        say("verify: the run itself is the unchanged config's result at fraction 1 (not trained again)")
+
     groups: dict[tuple, list[int]] = {}
     for index, (name, _, _, cfg, error) in enumerate(entries):
         if cfg is not None and name not in done:
@@ -250,6 +259,15 @@ def verify(config: Any, diagnosis: Any, *, seed: int = 0, num_seeds: Optional[in
             done[name] = _summarize(name, overrides, why, cell, cfg, rate).to_dict()
         write(partial=number < len(groups))
     return write(partial=False)
+
+
+def _run_is_baseline(run_metrics: Optional[Mapping[str, np.ndarray]], config: Any, num_seeds: int,
+                     fraction: float) -> bool:
+    """The run's own metrics stand for the unchanged config: the full length, every update recorded
+    (``run.metrics_every`` 1), every seed."""
+    if run_metrics is None or fraction != 1.0 or "episode_return" not in run_metrics:
+        return False
+    return tuple(np.shape(run_metrics["episode_return"])) == (num_seeds, config.num_updates)
 
 
 def _assemble(entries: Sequence[tuple], done: Mapping[str, dict], num_seeds: int, seed: int, fraction: float,

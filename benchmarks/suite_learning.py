@@ -35,6 +35,8 @@ TASKS = {  # name -> (config, overrides)
     "navix/Navix-Empty-8x8-v0": ("ppo_navix_empty", []),
     "xminigrid/MiniGrid-Empty-8x8": ("ppo_xminigrid_empty", []),
     "craftax/Craftax-Classic-Symbolic-v1": ("ppo_craftax_classic", []),
+    "navix/Navix-DoorKey-5x5-v0 torso=conv": ("ppo_navix_doorkey_conv", []),
+    "navix/Navix-DoorKey-5x5-v0 torso=mlp": ("ppo_navix_doorkey_conv", ["torso=mlp"]),
 }
 
 

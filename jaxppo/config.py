@@ -145,6 +145,7 @@ class PPOConfig:
     num_minibatches: int = static(4)
     hidden_sizes: tuple[int, ...] = static((64, 64))
     activation: str = static("tanh")
+    torso: str = static("mlp")  # mlp | conv: a 3x3 conv over [H, W, C] observations (grids, pixels) first
     # Memory: "gru" gives actor and critic a GRU after their first layer (docs/memory.md).
     memory: str = static("none")  # none | gru
     memory_size: int = static(128)
@@ -229,6 +230,7 @@ class PPOConfig:
         ):
             raise ValueError(f"hidden_sizes={self.hidden_sizes!r} must be a non-empty list of positive ints.")
         _check_choice("activation", self.activation, _ACTIVATIONS)
+        _check_choice("torso", self.torso, ("mlp", "conv"))
         _check_choice("memory", self.memory, ("none", "gru"))
         _check_positive_int("memory_size", self.memory_size)
         if self.memory != "none" and self.num_envs % self.num_minibatches:

@@ -23,6 +23,7 @@ COMMON = {
     "reward_normalization": "off, or running: rewards divided by the running size of the discounted return",
     "value_target_transform": "off, or symlog: the network predicts symlog of its targets (DreamerV3)",
     "env_reward_scale": "every reward multiplied by this before learning (to test a config across scales)",
+    "torso": "mlp, or conv: a 3x3 conv over [height, width, channels] observations (MinAtar, grids, pixels) first",
     "action_mask": "apply the env's legal-action mask where it has one (Jumanji): only legal actions are chosen",
     "run": "host-side run settings: chunking, checkpoints, evaluation, metric history",
 }
@@ -63,7 +64,6 @@ DQN = {
     "train_frequency": "env steps per env between gradient phases (steps)",
     "gradient_steps": "gradient steps per phase (count)",
     "target_update_interval": "env steps between hard target-network copies (steps)",
-    "torso": "mlp, or conv for image observations (MinAtar)",
     "target_update": "hard (copy every interval) or polyak (move by tau every step)",
     "double_dqn": "true: the online network picks the next action, the target network values it",
     "loss": "mse or huber: the TD loss",

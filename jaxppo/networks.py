@@ -25,7 +25,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-__all__ = ["activation_fn", "householder_qr", "orthogonal", "MLP", "ACTIVATIONS", "replace_output_layer",
+__all__ = ["activation_fn", "householder_qr", "orthogonal", "ConvTorso", "MLP", "ACTIVATIONS", "replace_output_layer",
            "ResettableGRU", "initial_memory"]
 
 ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
@@ -93,6 +93,26 @@ def orthogonal(scale: float = 1.0, column_axis: int = -1) -> Callable[..., jax.A
         return (scale * q).astype(dtype)
 
     return init
+
+
+class ConvTorso(nn.Module):
+    """One 3x3 conv with 16 channels (stride 1, SAME padding), then flatten.
+
+    The network of Young & Tian's MinAtar baselines: a 10x10 grid needs no striding or pooling, and one
+    small conv is enough for the object-level features the games need.
+    """
+
+    activation: str
+    channels: int = 16
+
+    @nn.compact
+    def __call__(self, obs: jax.Array) -> jax.Array:
+        batch_shape = obs.shape[:-3]
+        x = obs.reshape((-1,) + obs.shape[-3:]).astype(jnp.float32)
+        x = nn.Conv(self.channels, (3, 3), strides=(1, 1), padding="SAME",
+                    kernel_init=orthogonal(math.sqrt(2.0)), bias_init=nn.initializers.zeros)(x)
+        x = activation_fn(self.activation)(x)
+        return x.reshape(batch_shape + (-1,))
 
 
 class MLP(nn.Module):

@@ -101,14 +101,12 @@ _CHUNKS_PER_RUN = 10
 _MIN_CHUNK = 50
 
 
-def chunk_size_for(num_updates: int, updates_per_chunk: int, eval_interval: int = 0, metrics_every: int = 1) -> int:
+def chunk_size_for(num_updates: int, updates_per_chunk: int, metrics_every: int = 1) -> int:
     """The longest chunk compiled: ``updates_per_chunk``, capped at a tenth of the run (but not below 50
     updates) so the progress bar moves, and a multiple of ``metrics_every`` so no block of recorded
-    updates spans two chunks. ``next_stop`` ends a chunk earlier where an evaluation falls.
-
-    ``eval_interval`` no longer shapes the chunk: a prime interval such as 61 used to force chunks
-    of one update (a host round trip and a progress line per update).
-    """
+    updates spans two chunks. ``next_stop`` ends a chunk earlier where an evaluation falls, so the
+    evaluation interval does not shape the chunk (a prime interval such as 61 once forced chunks of one
+    update: a host round trip and a progress line per update)."""
     every = max(1, metrics_every)
     chunk = max(1, min(updates_per_chunk, num_updates, max(-(-num_updates // _CHUNKS_PER_RUN), _MIN_CHUNK)))
     return max(every, chunk - chunk % every)
@@ -401,8 +399,7 @@ def train_run(config: Any, run_dir: str, num_seeds: int = DEFAULT_NUM_SEEDS, see
         except ValueError as error:
             raise RunInputError(str(error)) from None
     algorithm = checked_algorithm(config, env, env_params)
-    chunk = chunk_size_for(config.num_updates, config.run.updates_per_chunk, config.run.eval_interval,
-                           config.run.metrics_every)
+    chunk = chunk_size_for(config.num_updates, config.run.updates_per_chunk, config.run.metrics_every)
     runner = ChunkRunner(algorithm, devices=devices, lane_configs=lane_configs)
     keys = lanes.keys()
     abstract_state = runner.abstract_state(keys)

@@ -70,7 +70,7 @@ def test_blocks_are_nan_ignoring_means_and_counters_keep_their_last_value():
     (1000, 500, 100, 25, 100), (100, 50, 40, 20, 40),
 ])
 def test_chunks_are_whole_blocks_and_end_on_evaluations(num_updates, per_chunk, interval, every, expected):
-    chunk = runner.chunk_size_for(num_updates, per_chunk, interval, every)
+    chunk = runner.chunk_size_for(num_updates, per_chunk, every)
     assert chunk == expected and chunk % every == 0
     update = 0
     while update < num_updates:

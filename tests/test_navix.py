@@ -19,8 +19,8 @@ ROTATE_CW, FORWARD = 1, 2
 TO_THE_GOAL = [FORWARD, FORWARD, ROTATE_CW, FORWARD, FORWARD]
 
 
-def _flat(observation):
-    return np.asarray(observation, np.float32).ravel()
+def _as_float(observation):
+    return np.asarray(observation, np.float32)  # the grid keeps its [H, W, 3] shape
 
 
 def _run(env, key, actions, params):
@@ -38,15 +38,15 @@ def test_the_goal_terminates_and_the_time_limit_truncates_by_hand():
     env = NavixEnv(raw, "Navix-Empty-5x5-v0")
     params = env.default_params
     assert params.max_steps_in_episode == 5 and env.action_space(params).n == 7
-    assert env.observation_space(params).shape == (5 * 5 * 3,)
+    assert env.observation_space(params).shape == (5, 5, 3)
     key = jax.random.PRNGKey(1)
-    restart = _flat(raw.reset(key).observation)  # the adapter restarts with the step's key
+    restart = _as_float(raw.reset(key).observation)  # the adapter restarts with the step's key
 
     # The suite's own stepping of the same plan, for the observations it shows along the way.
     timestep, seen = raw.reset(jax.random.PRNGKey(0)), []
     for action in TO_THE_GOAL:
         timestep = raw.step(timestep, jnp.int32(action))
-        seen.append(_flat(timestep.observation))
+        seen.append(_as_float(timestep.observation))
     assert int(timestep.step_type) == 2  # navix says: terminated at the goal
 
     steps = _run(env, key, TO_THE_GOAL, params)

@@ -80,3 +80,17 @@ def test_value_head_init_scale_zero_predicts_exactly_zero_and_still_learns():
     assert float(jnp.abs(hidden).max()) > 0.1
     grads = jax.grad(lambda p: jnp.mean((zero.apply(p, obs) - 1.0) ** 2))(params)
     assert float(jnp.abs(grads["params"]["MLP_0"]["Dense_2"]["kernel"]).max()) > 1e-3
+
+
+def test_ppo_conv_torso_reads_images_and_is_refused_for_vectors():
+    import jaxppo
+    from jaxppo.ppo import train as ppo
+
+    config = jaxppo.PPOConfig(env="Breakout-MinAtar", torso="conv", hidden_sizes=(16,), memory="gru",
+                              memory_size=8, num_envs=4, num_minibatches=2)
+    ctx = ppo.make_context(config)
+    state = ppo.init_state(ctx, jax.random.PRNGKey(0))
+    conv = state.params["actor"]["params"]["_RecurrentTorso_0"]["ConvTorso_0"]["Conv_0"]["kernel"]
+    assert conv.shape == (3, 3, ctx.obs_shape[-1], 16)  # 3x3 over the 10x10xC grid, 16 channels
+    with pytest.raises(ValueError, match=r"torso='conv' needs \[height, width, channels\]"):
+        ppo.make_context(jaxppo.PPOConfig(env="CartPole-v1", torso="conv"))

@@ -101,7 +101,7 @@ def test_chunk_size_does_not_change_results_and_compiles_once_per_length():
     (5000, 5000, 0, 500), (50_000, 5000, 2500, 5000), (300, 5000, 0, 50),
 ])
 def test_chunks_stop_at_every_evaluation_and_are_never_needlessly_short(num_updates, per_chunk, interval, expected):
-    chunk = runner.chunk_size_for(num_updates, per_chunk, interval)
+    chunk = runner.chunk_size_for(num_updates, per_chunk)
     assert chunk == expected
     stops, update = [], 0
     while update < num_updates:
@@ -121,7 +121,7 @@ def test_chunks_stop_at_every_evaluation_and_are_never_needlessly_short(num_upda
 
 def test_a_prime_evaluation_interval_no_longer_makes_one_update_chunks():
     """The stress env at 1e5 env steps: 195 updates, evaluation every 61 updates (the bundled default)."""
-    chunk = runner.chunk_size_for(195, 50, 61)
+    chunk = runner.chunk_size_for(195, 50)
     stops, update = [], 0
     while update < 195:
         update = runner.next_stop(update, 195, chunk, 61)
@@ -416,7 +416,7 @@ def test_bundled_default_config_is_ppo_defaults_and_is_the_cli_default():
     assert resolve_config(None)[0] == config
     # The documented run settings: 976 updates in 16 equal chunks, evaluation after each.
     assert config.num_updates == 976 and config.num_updates % config.run.updates_per_chunk == 0
-    assert runner.chunk_size_for(config.num_updates, config.run.updates_per_chunk, config.run.eval_interval) == 61
+    assert runner.chunk_size_for(config.num_updates, config.run.updates_per_chunk) == 61
     assert config.run.eval_interval == 61 and config.run.checkpoint_every_chunks == 4
 
 

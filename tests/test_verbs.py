@@ -158,11 +158,11 @@ def test_bundled_dqn_configs_evaluate_and_their_bar_moves():
     for name in names:
         config = load_config(os.path.join(configs_dir(), name))
         assert config.run.eval_interval > 0, name
-        chunk = runner.chunk_size_for(config.num_updates, config.run.updates_per_chunk, config.run.eval_interval)
+        chunk = runner.chunk_size_for(config.num_updates, config.run.updates_per_chunk)
         assert config.num_updates // chunk >= 10, name
         # Shortened to 5,000 updates (the report's case) the run still moves in 10 chunks.
         short = config.replace(total_timesteps=5000 * config.steps_per_update)
-        assert short.num_updates // runner.chunk_size_for(short.num_updates, short.run.updates_per_chunk, 0) >= 10
+        assert short.num_updates // runner.chunk_size_for(short.num_updates, short.run.updates_per_chunk) >= 10
 
 
 def test_the_project_stands_alone_and_ships_its_type_hints():

@@ -35,8 +35,8 @@ def test_the_goal_terminates_and_the_time_limit_truncates_by_hand():
     raw, raw_params = xminigrid.make("MiniGrid-Empty-5x5")
     env = XMiniGridEnv(raw, raw_params, "MiniGrid-Empty-5x5")
     params = SuiteParams(inner=raw_params.replace(max_steps=4), max_steps_in_episode=4)
-    assert env.action_space(params).n == 6 and env.observation_space(params).shape == (7 * 7 * 2,)
-    restart = np.asarray(raw.reset(params.inner, jax.random.PRNGKey(1)).observation, np.float32).ravel()
+    assert env.action_space(params).n == 6 and env.observation_space(params).shape == (7, 7, 2)
+    restart = np.asarray(raw.reset(params.inner, jax.random.PRNGKey(1)).observation, np.float32)
 
     # 4 steps allowed: the goal is 5 steps away, so the episode is truncated at step 4.
     steps = _run(env, params, TO_THE_GOAL)
@@ -51,12 +51,12 @@ def test_the_goal_terminates_and_the_time_limit_truncates_by_hand():
     timestep = raw.reset(params.inner, jax.random.PRNGKey(0))
     for action in TO_THE_GOAL:
         timestep = raw.step(params.inner, timestep, action)
-    np.testing.assert_array_equal(steps[-1][4], np.asarray(timestep.observation, np.float32).ravel())
+    np.testing.assert_array_equal(steps[-1][4], np.asarray(timestep.observation, np.float32))
 
 
-def test_ppo_trains_by_name_and_a_bare_env_object_asks_for_its_params():
+def test_ppo_trains_by_name_with_a_conv_torso_and_a_bare_env_object_asks_for_its_params():
     config = jaxppo.PPOConfig(env="xminigrid/MiniGrid-Empty-5x5", num_envs=4, num_steps=16,
-                              total_timesteps=4 * 16 * 2, hidden_sizes=(16,))
+                              total_timesteps=4 * 16 * 2, hidden_sizes=(16,), torso="conv")
     _, metrics = jaxppo.train(config, num_seeds=2)
     assert metrics["episode_return"].shape == (2, 2) and np.all(np.isfinite(metrics["value_loss"]))
     with pytest.raises(ValueError, match="needs its params"):

@@ -1,5 +1,7 @@
 """Q-networks: the shared dense trunk over flat observations, or a small conv torso (MinAtar's 10x10xC grids) first.
 
+``ConvTorso`` lives in ``jaxppo.networks`` (PPO's actor and critic use it too) and is re-exported here.
+
 The network maps observations ``[..., *obs_shape]`` to action values ``[..., num_actions]``; any number
 of leading batch axes is allowed, so the same module serves one observation, a batch of envs and a
 sampled minibatch.
@@ -7,36 +9,14 @@ sampled minibatch.
 
 from __future__ import annotations
 
-import math
 from typing import Sequence
 
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 
-from jaxppo.networks import MLP, activation_fn, orthogonal
+from jaxppo.networks import MLP, ConvTorso
 
 __all__ = ["QNetwork", "ConvTorso"]
-
-
-class ConvTorso(nn.Module):
-    """One 3x3 conv with 16 channels (stride 1, SAME padding), then flatten.
-
-    The network of Young & Tian's MinAtar baselines: a 10x10 grid needs no striding or pooling, and one
-    small conv is enough for the object-level features the games need.
-    """
-
-    activation: str
-    channels: int = 16
-
-    @nn.compact
-    def __call__(self, obs: jax.Array) -> jax.Array:
-        batch_shape = obs.shape[:-3]
-        x = obs.reshape((-1,) + obs.shape[-3:]).astype(jnp.float32)
-        x = nn.Conv(self.channels, (3, 3), strides=(1, 1), padding="SAME",
-                    kernel_init=orthogonal(math.sqrt(2.0)), bias_init=nn.initializers.zeros)(x)
-        x = activation_fn(self.activation)(x)
-        return x.reshape(batch_shape + (-1,))
 
 
 class QNetwork(nn.Module):

@@ -10,7 +10,8 @@ makes the env without Craftax's own auto-reset and turns it into gymnax 1.0's 6-
 * the adapter auto-resets with the step's key; ``info["final_observation"]`` keeps the ended episode's
   last observation; Craftax's own ``info`` (achievements, discount) is passed on;
 * the env's params travel as ``SuiteParams.inner``; symbolic observations are one float32 vector
-  already, pixel observations (``[H, W, 3]``) are flattened until a conv torso lands.
+  already, pixel observations keep their ``[H, W, 3]`` shape (an MLP flattens them, ``torso: conv``
+  convolves them).
 
 Craftax compiles slowly on a CPU (tens of seconds for one step function). ``pip install 'jaxppo[craftax]'``.
 """
@@ -22,12 +23,12 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from jaxppo.envs.suite import SuiteParams, discrete_space, flat_observation, restart_where_done, vector_space
+from jaxppo.envs.suite import SuiteParams, discrete_space, observation_array, restart_where_done, vector_space
 
 __all__ = ["PREFIX", "DESCRIPTION", "NAMES", "CraftaxEnv", "adapt", "make", "registered_names"]
 
 PREFIX = "craftax/"
-DESCRIPTION = "discrete actions, symbolic vectors or flattened pixels, 10,000-step time limit"
+DESCRIPTION = "discrete actions, symbolic vectors or [H, W, 3] pixels, 10,000-step time limit"
 NAMES = ("Craftax-Classic-Symbolic-v1", "Craftax-Classic-Pixels-v1", "Craftax-Symbolic-v1", "Craftax-Pixels-v1")
 _NEVER = 2**30  # a time limit no episode reaches: what is terminal under it is not a time limit
 
@@ -54,7 +55,7 @@ class CraftaxEnv:
 
     def reset(self, key: jax.Array, params: Any = None) -> tuple[jax.Array, Any]:
         obs, state = self._env.reset(key, self._inner(params))
-        return flat_observation(obs), state
+        return observation_array(obs), state
 
     def step(self, key: jax.Array, state: Any, action: Any, params: Any = None
              ) -> tuple[jax.Array, Any, jax.Array, jax.Array, jax.Array, dict]:
@@ -64,8 +65,8 @@ class CraftaxEnv:
         terminated = jnp.logical_and(done, self._env.is_terminal(state, inner.replace(max_timesteps=_NEVER)))
         truncated = jnp.logical_and(done, jnp.logical_not(terminated))
         reset_obs, reset_state = self._env.reset(reset_key, inner)
-        obs, state, restart_info = restart_where_done(done, state, flat_observation(obs),
-                                                      reset_state, flat_observation(reset_obs))
+        obs, state, restart_info = restart_where_done(done, state, observation_array(obs),
+                                                      reset_state, observation_array(reset_obs))
         return obs, state, jnp.asarray(reward, jnp.float32), terminated, truncated, {**info, **restart_info}
 
     def action_space(self, params: Any = None) -> Any:

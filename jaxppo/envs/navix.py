@@ -8,8 +8,8 @@ Navix's ``reset(key) -> Timestep`` and ``step(timestep, action) -> Timestep`` be
 * Navix resets lazily, one call *after* the end (that call ignores its action and returns reward 0).
   The adapter resets in the same step instead, with the step's key, so every step the agent takes is
   a real one; ``info["final_observation"]`` keeps the ended episode's last observation;
-* observations (Navix's default is the symbolic grid, ``uint8`` of shape ``[H, W, 3]``) are flattened
-  to one float32 vector; a conv torso for grids is future work.
+* observations (Navix's default is the symbolic grid, ``uint8`` of shape ``[H, W, 3]``) are float32
+  grids of that shape: an MLP flattens them, ``torso: conv`` convolves them.
 
 ``navix.make(name)`` caps episodes at 100 steps unless told otherwise; that cap is the env's
 ``max_steps`` and greedy evaluation's episode cap. ``pip install 'jaxppo[navix]'``.
@@ -22,12 +22,12 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from jaxppo.envs.suite import SuiteParams, discrete_space, flat_observation, restart_where_done, vector_space
+from jaxppo.envs.suite import SuiteParams, discrete_space, observation_array, restart_where_done, vector_space
 
 __all__ = ["PREFIX", "DESCRIPTION", "NavixEnv", "adapt", "make", "registered_names"]
 
 PREFIX = "navix/"
-DESCRIPTION = "discrete actions, grid observations flattened to one vector, 100-step time limit"
+DESCRIPTION = "discrete actions, [H, W, 3] grid observations (torso: conv reads them), 100-step time limit"
 TRUNCATION, TERMINATION = 1, 2  # navix.environments.environment.StepType
 
 
@@ -50,7 +50,7 @@ class NavixEnv:
 
     def reset(self, key: jax.Array, params: Any = None) -> tuple[jax.Array, Any]:
         timestep = self._env.reset(key)
-        return flat_observation(timestep.observation), timestep
+        return observation_array(timestep.observation), timestep
 
     def step(self, key: jax.Array, timestep: Any, action: Any, params: Any = None
              ) -> tuple[jax.Array, Any, jax.Array, jax.Array, jax.Array, dict]:
@@ -60,8 +60,8 @@ class NavixEnv:
         reward = jnp.asarray(timestep.reward, jnp.float32)
         reset_timestep = self._env.reset(key)
         obs, timestep, info = restart_where_done(
-            jnp.logical_or(terminated, truncated), timestep, flat_observation(timestep.observation),
-            reset_timestep, flat_observation(reset_timestep.observation))
+            jnp.logical_or(terminated, truncated), timestep, observation_array(timestep.observation),
+            reset_timestep, observation_array(reset_timestep.observation))
         return obs, timestep, reward, terminated, truncated, info
 
     def action_space(self, params: Any = None) -> Any:

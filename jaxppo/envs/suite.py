@@ -7,8 +7,9 @@ they have in common live here, so that each adapter only says how its suite mark
 
 * ``SuiteParams``: the suite's own params (a pytree, so they can be vmapped) and the episode cap that
   greedy evaluation reads as ``max_steps_in_episode``;
-* ``flat_observation``: any observation pytree (dict, named tuple, image, grid) raveled to one float32
-  vector in leaf order, leaving out the named action-mask field;
+* ``observation_array``: one array observation (an image, a grid, a vector) as float32 with its shape,
+  so ``torso: conv`` can read grids and pixels; any other pytree (dict, named tuple) raveled by
+  ``flat_observation`` to one float32 vector in leaf order, leaving out the named action-mask field;
 * ``restart_where_done``: the auto-reset every adapter performs with the step's key, keeping the ended
   episode's last observation in ``info["final_observation"]`` so a truncated episode bootstraps from
   its true last state.
@@ -24,7 +25,7 @@ from flax import struct
 
 from jaxppo.envs.stepping import where_done
 
-__all__ = ["SuiteParams", "WithActionMask", "flat_observation", "restart_where_done", "vector_space",
+__all__ = ["SuiteParams", "WithActionMask", "flat_observation", "observation_array", "restart_where_done", "vector_space",
            "discrete_space"]
 
 
@@ -56,6 +57,14 @@ def flat_observation(observation: Any, leave_out: Optional[str] = None) -> jax.A
     leaves = [leaf for path, leaf in jax.tree_util.tree_leaves_with_path(observation)
               if leave_out is None or _field_name(path) != leave_out]
     return jnp.concatenate([jnp.ravel(jnp.asarray(leaf)).astype(jnp.float32) for leaf in leaves])
+
+
+def observation_array(observation: Any, leave_out: Optional[str] = None) -> jax.Array:
+    """A single array observation as float32 with its own shape (``[H, W, C]`` stays an image for a conv
+    torso; an MLP flattens it the same way); a pytree of several arrays flattened by ``flat_observation``."""
+    if isinstance(observation, (jax.Array, jnp.ndarray)) or hasattr(observation, "shape"):
+        return jnp.asarray(observation).astype(jnp.float32)
+    return flat_observation(observation, leave_out)
 
 
 def restart_where_done(done: jax.Array, state: Any, obs: jax.Array, reset_state: Any, reset_obs: jax.Array

@@ -9,8 +9,8 @@ XLand-MiniGrid's ``reset(params, key) -> TimeStep`` and ``step(params, timestep,
   size can be vmapped like any params; the episode cap is ``max_steps``;
 * the adapter auto-resets with the step's key; ``info["final_observation"]`` keeps the ended episode's
   last observation;
-* the observation (the agent's view, ``uint8`` of shape ``[view, view, 2]``) is flattened to one float32
-  vector; a conv torso for grids is future work.
+* the observation (the agent's view, ``uint8`` of shape ``[view, view, 2]``) is a float32 grid of that
+  shape: an MLP flattens it, ``torso: conv`` convolves it.
 
 The ``XLand-MiniGrid-R*`` envs are meant to be given a ruleset from XLand's benchmarks (a download,
 ``xminigrid.load_benchmark``), set in the params; made by name they use the env's default rule.
@@ -24,12 +24,12 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from jaxppo.envs.suite import SuiteParams, discrete_space, flat_observation, restart_where_done, vector_space
+from jaxppo.envs.suite import SuiteParams, discrete_space, observation_array, restart_where_done, vector_space
 
 __all__ = ["PREFIX", "DESCRIPTION", "XMiniGridEnv", "adapt", "make", "registered_names"]
 
 PREFIX = "xminigrid/"
-DESCRIPTION = "discrete actions, the agent's view flattened to one vector, time limit from the env's params"
+DESCRIPTION = "discrete actions, the agent's [7, 7, 2] view (torso: conv reads it), time limit from the env's params"
 LAST = 2  # xminigrid.types.StepType.LAST
 
 
@@ -55,7 +55,7 @@ class XMiniGridEnv:
 
     def reset(self, key: jax.Array, params: Any = None) -> tuple[jax.Array, Any]:
         timestep = self._env.reset(self._inner(params), key)
-        return flat_observation(timestep.observation), timestep
+        return observation_array(timestep.observation), timestep
 
     def step(self, key: jax.Array, timestep: Any, action: Any, params: Any = None
              ) -> tuple[jax.Array, Any, jax.Array, jax.Array, jax.Array, dict]:
@@ -66,8 +66,8 @@ class XMiniGridEnv:
         truncated = jnp.logical_and(last, timestep.discount != 0)
         reward = jnp.asarray(timestep.reward, jnp.float32)
         reset_timestep = self._env.reset(inner, key)
-        obs, timestep, info = restart_where_done(last, timestep, flat_observation(timestep.observation),
-                                                 reset_timestep, flat_observation(reset_timestep.observation))
+        obs, timestep, info = restart_where_done(last, timestep, observation_array(timestep.observation),
+                                                 reset_timestep, observation_array(reset_timestep.observation))
         return obs, timestep, reward, terminated, truncated, info
 
     def action_space(self, params: Any = None) -> Any:

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxppo import running_stats as rs
-from jaxppo.networks import MLP, ResettableGRU, activation_fn, orthogonal, replace_output_layer
+from jaxppo.networks import MLP, ConvTorso, ResettableGRU, activation_fn, orthogonal, replace_output_layer
 
 __all__ = [
     "MLP",
@@ -46,6 +46,14 @@ class PolicyOutput(NamedTuple):
     log_std: Optional[jax.Array]
 
 
+def _torso(obs: jax.Array, torso: str, activation: str, obs_ndim: int) -> tuple[jax.Array, int]:
+    """``(features, their rank)``: ``torso="conv"`` convolves ``[..., H, W, C]`` observations first
+    (``jaxppo.networks.ConvTorso``), ``"mlp"`` hands the observation on as it is."""
+    if torso == "conv":
+        return ConvTorso(activation)(obs), 1
+    return obs, obs_ndim
+
+
 class Actor(nn.Module):
     """Policy network. The last layer starts near zero (scale 0.01) so the initial policy is near uniform."""
 
@@ -55,10 +63,12 @@ class Actor(nn.Module):
     discrete: bool
     log_std_init: float = 0.0
     obs_ndim: int = 1
+    torso: str = "mlp"  # mlp | conv
 
     @nn.compact
     def __call__(self, obs: jax.Array) -> PolicyOutput:
-        loc = MLP(self.hidden_sizes, self.activation, self.num_actions, 0.01, self.obs_ndim)(obs)
+        obs, obs_ndim = _torso(obs, self.torso, self.activation, self.obs_ndim)
+        loc = MLP(self.hidden_sizes, self.activation, self.num_actions, 0.01, obs_ndim)(obs)
         if self.discrete:
             return PolicyOutput(loc=loc, log_std=None)
         log_std = self.param("log_std", nn.initializers.constant(self.log_std_init), (self.num_actions,))
@@ -73,10 +83,12 @@ class Critic(nn.Module):
     activation: str
     obs_ndim: int = 1
     head_scale: float = 1.0
+    torso: str = "mlp"  # mlp | conv
 
     @nn.compact
     def __call__(self, obs: jax.Array) -> jax.Array:
-        return MLP(self.hidden_sizes, self.activation, 1, self.head_scale, self.obs_ndim)(obs)[..., 0]
+        obs, obs_ndim = _torso(obs, self.torso, self.activation, self.obs_ndim)
+        return MLP(self.hidden_sizes, self.activation, 1, self.head_scale, obs_ndim)(obs)[..., 0]
 
 
 class _RecurrentTorso(nn.Module):
@@ -86,10 +98,12 @@ class _RecurrentTorso(nn.Module):
     activation: str
     memory_size: int
     obs_ndim: int = 1
+    torso: str = "mlp"
 
     @nn.compact
     def __call__(self, memory: jax.Array, obs: jax.Array, reset: jax.Array) -> tuple[jax.Array, jax.Array]:
-        x = obs.reshape(obs.shape[: obs.ndim - self.obs_ndim] + (-1,)).astype(jnp.float32)
+        obs, obs_ndim = _torso(obs, self.torso, self.activation, self.obs_ndim)
+        x = obs.reshape(obs.shape[: obs.ndim - obs_ndim] + (-1,)).astype(jnp.float32)
         x = nn.Dense(self.embed_size, kernel_init=orthogonal(np.sqrt(2.0)), bias_init=nn.initializers.zeros)(x)
         return ResettableGRU(self.memory_size)(memory, activation_fn(self.activation)(x), reset)
 
@@ -108,11 +122,12 @@ class RecurrentActor(nn.Module):
     memory_size: int
     log_std_init: float = 0.0
     obs_ndim: int = 1
+    torso: str = "mlp"
 
     @nn.compact
     def __call__(self, memory: jax.Array, obs: jax.Array, reset: jax.Array) -> tuple[jax.Array, PolicyOutput]:
         memory, features = _RecurrentTorso(self.hidden_sizes[0], self.activation, self.memory_size,
-                                           self.obs_ndim)(memory, obs, reset)
+                                           self.obs_ndim, self.torso)(memory, obs, reset)
         loc = MLP(tuple(self.hidden_sizes[1:]), self.activation, self.num_actions, 0.01)(features)
         if self.discrete:
             return memory, PolicyOutput(loc=loc, log_std=None)
@@ -129,11 +144,12 @@ class RecurrentCritic(nn.Module):
     memory_size: int
     obs_ndim: int = 1
     head_scale: float = 1.0
+    torso: str = "mlp"
 
     @nn.compact
     def __call__(self, memory: jax.Array, obs: jax.Array, reset: jax.Array) -> tuple[jax.Array, jax.Array]:
         memory, features = _RecurrentTorso(self.hidden_sizes[0], self.activation, self.memory_size,
-                                           self.obs_ndim)(memory, obs, reset)
+                                           self.obs_ndim, self.torso)(memory, obs, reset)
         value = MLP(tuple(self.hidden_sizes[1:]), self.activation, 1, self.head_scale)(features)[..., 0]
         return memory, value
 

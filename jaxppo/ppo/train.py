@@ -204,15 +204,18 @@ def make_context(config: PPOConfig, env: Any = None, env_params: Any = None) -> 
     spec = action_spec(env, env_params)
     obs_shape = observation_shape(env, env_params)
     obs_ndim = max(len(obs_shape), 1)
+    if config.torso == "conv" and len(obs_shape) != 3:
+        raise ValueError(f"torso='conv' needs [height, width, channels] observations; env={config.env!r} gives "
+                         f"shape {obs_shape}. Use torso: mlp.")
     if config.memory == "none":
         actor = Actor(config.hidden_sizes, config.activation, spec.num_actions, spec.discrete,
-                      config.log_std_init, obs_ndim)
-        critic = Critic(config.hidden_sizes, config.activation, obs_ndim, config.value_head_init_scale)
+                      config.log_std_init, obs_ndim, config.torso)
+        critic = Critic(config.hidden_sizes, config.activation, obs_ndim, config.value_head_init_scale, config.torso)
     else:
         actor = RecurrentActor(config.hidden_sizes, config.activation, spec.num_actions, spec.discrete,
-                               config.memory_size, config.log_std_init, obs_ndim)
+                               config.memory_size, config.log_std_init, obs_ndim, config.torso)
         critic = RecurrentCritic(config.hidden_sizes, config.activation, config.memory_size, obs_ndim,
-                                 config.value_head_init_scale)
+                                 config.value_head_init_scale, config.torso)
     # Constant rates here; anneal_lr scales each update's step by learning_rate_fraction instead.
     optimizer = make_optimizer(config.learning_rate, max_grad_norm=config.max_grad_norm, adam_eps=config.adam_eps,
                                critic_learning_rate=config.critic_learning_rate)

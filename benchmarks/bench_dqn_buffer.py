@@ -16,7 +16,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import statistics
 import sys
 import time
@@ -25,6 +24,7 @@ import jax
 import jax.numpy as jnp
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from jaxppo import machine  # noqa: E402
 from jaxppo.dqn import buffer as replay  # noqa: E402
 
 
@@ -145,15 +145,9 @@ def main() -> None:
     report = {
         "settings": vars(args),
         "machine": {
-            "platform": platform.platform(),
-            "processor": platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count(),
+            **machine.describe(),
             "load_average_at_end": os.getloadavg(),
-            "jax_backend": jax.default_backend(),
-            "devices": [str(d) for d in jax.devices()],
-            "jax": jax.__version__,
             "flashbax": metadata.version("flashbax"),
-            "python": platform.python_version(),
             "note": "CPU shared with other jobs; compare rows of one run, not across runs.",
         },
         "results": results,

@@ -8,13 +8,10 @@ on a shared machine the minimum is the measurement least disturbed by other proc
 
 from __future__ import annotations
 
-import datetime
 import json
 import math
 import os
-import platform
 import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -102,72 +99,11 @@ def memory_stats(program: CompiledProgram) -> Optional[dict[str, int]]:
     return out
 
 
-def _cpuinfo_field(name: str) -> Optional[str]:
-    """The first ``name : value`` line of ``/proc/cpuinfo`` (None where there is no such file or line)."""
-    try:
-        with open("/proc/cpuinfo", "r", encoding="utf-8") as handle:
-            for line in handle:
-                if line.startswith(name):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return None
-
-
-def _cpu_model() -> str:
-    return _cpuinfo_field("model name") or platform.processor() or platform.machine()
-
-
-_VECTOR_EXTENSIONS = {"avx", "avx2", "fma", "avx512f", "avx512_bf16", "amx_tile"}
-
-
-def _cpu_vector_extensions() -> list[str]:
-    """The SIMD extensions that set a CPU's float32 rate (two machines both named "AMD EPYC" differed 6x)."""
-    return sorted(set((_cpuinfo_field("flags") or "").split()) & _VECTOR_EXTENSIONS)
-
-
-def _git_commit() -> Optional[str]:
-    try:
-        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        out = subprocess.run(["git", "-C", root, "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
-        return out.stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
 def machine_info() -> dict[str, Any]:
-    """What the numbers were measured on: CPU, cores, memory, load, JAX backend and devices, date."""
-    try:
-        load = list(os.getloadavg())
-    except OSError:
-        load = None
-    try:
-        import psutil
+    """What the numbers were measured on (``jaxppo.machine.describe``) and the command that measured them."""
+    from jaxppo import machine
 
-        memory_gib = round(psutil.virtual_memory().total / 2**30, 2)
-    except ImportError:
-        memory_gib = None
-    try:
-        affinity = len(os.sched_getaffinity(0))
-    except AttributeError:
-        affinity = None
-    return {
-        "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "hostname": platform.node(),
-        "platform": platform.platform(),
-        "python": sys.version.split()[0],
-        "cpu_model": _cpu_model(),
-        "cpu_vector_extensions": _cpu_vector_extensions(),
-        "cpu_count_logical": os.cpu_count(),
-        "cpu_count_usable": affinity,
-        "memory_gib": memory_gib,
-        "load_average_1_5_15_at_start": load,
-        "jax_backend": jax.default_backend(),
-        "jax_devices": [str(d) for d in jax.devices()],
-        "xla_flags": os.environ.get("XLA_FLAGS", ""),
-        "git_commit": _git_commit(),
-        "command": " ".join([os.path.basename(sys.executable)] + sys.argv),
-    }
+    return {**machine.describe(), "command": " ".join([os.path.basename(sys.executable)] + sys.argv)}
 
 
 def versions(*packages: str) -> dict[str, Optional[str]]:

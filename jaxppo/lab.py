@@ -33,9 +33,7 @@ import io
 import json
 import math
 import os
-import platform
 import re
-import subprocess
 import warnings
 from typing import Any, Mapping, Optional, Sequence
 
@@ -44,7 +42,7 @@ import numpy as np
 import yaml
 
 from jaxppo import config as config_lib
-from jaxppo import programs
+from jaxppo import machine, programs
 from jaxppo.run_io import RunInputError, atomic_write_bytes, atomic_write_json, atomic_write_npz, atomic_write_text
 
 __all__ = [
@@ -364,31 +362,6 @@ def _fingerprint(cell: Cell, grid: Grid) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
-def _git_commit() -> Optional[str]:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=os.path.dirname(os.path.abspath(__file__)),
-                             capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
-
-
-def _load_average() -> Optional[list[float]]:
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except (OSError, AttributeError):
-        return None
-
-
-def _machine() -> dict[str, Any]:
-    device = jax.devices()[0]
-    load = _load_average()
-    return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count(), "jax_backend": jax.default_backend(),
-            "device": getattr(device, "device_kind", str(device)), "num_devices": jax.device_count(),
-            "jax_version": jax.__version__, "load_average_at_start": load}
-
-
 # The run --------------------------------------------------------------------------------------------
 
 def _read_results(path: str) -> dict[str, Any]:
@@ -441,7 +414,7 @@ def run(grid: Grid | str, num_seeds: Optional[int] = None, out_dir: Optional[str
 
     results: dict[str, Any] = {
         "grid": grid.to_dict(),
-        "machine": previous.get("machine") or _machine(),
+        "machine": previous.get("machine") or machine.describe(),
         "started_utc": previous.get("started_utc") or datetime.datetime.now(datetime.timezone.utc).isoformat(),
         "cells": [],
     }
@@ -455,7 +428,7 @@ def run(grid: Grid | str, num_seeds: Optional[int] = None, out_dir: Optional[str
     from tqdm.auto import tqdm
 
     keys = programs.seed_keys(grid.seed, grid.num_seeds)
-    commit = _git_commit()
+    commit = machine.git_commit()
     on_cpu = jax.default_backend() == "cpu"
     bar = tqdm(total=len(grid.cells), initial=len(records), unit="cell", disable=not progress,
                desc=f"lab {grid.name}")
@@ -465,7 +438,7 @@ def run(grid: Grid | str, num_seeds: Optional[int] = None, out_dir: Optional[str
             if not todo:
                 continue
             bar.set_postfix_str(f"{todo[0].variant} on {todo[0].env} ({len(todo)} cell(s), {grid.num_seeds} seeds)")
-            load = _load_average()
+            load = machine.load_average()
             metrics, compile_s, run_s, run_cpu_s = _train_group([cell.config for cell in todo], keys)
             env_steps = sum(c.config.num_updates * c.config.steps_per_update for c in todo) * grid.num_seeds
             program = {"cells": [c.cell_id for c in todo], "compile_s": compile_s, "run_s": run_s,

@@ -43,6 +43,7 @@ from jaxppo.api import make_algorithm
 from jaxppo.checkpoint import CheckpointWriter, latest_checkpoint_update, restore_checkpoint
 from jaxppo.parallel import (SeedLayout, broadcast_from_main, check_memory, evaluation_keys, host_memory_bytes,
                              is_main_process, seed_keys, tree_bytes)
+import jaxppo.run_dir as run_directory
 from jaxppo.run_dir import (CHECKPOINT_DIR, CONFIG_FILE, CURVE_FILE, DIAGNOSTICS_FILE, EVAL_FILE, METRICS_FILE,
                             PER_SEED_FILE, RUN_FILE, SUMMARY_FILE, check_run_dir, holds_run, read_run)
 from jaxppo.run_io import RunInputError, atomic_write_json, atomic_write_npz, atomic_write_text, atomic_write_yaml
@@ -79,16 +80,7 @@ __all__ = [
     "column_updates",
     "metric_blocks",
     "sweep_groups",
-    "CONFIG_FILE",
-    "RUN_FILE",
-    "METRICS_FILE",
-    "PER_SEED_FILE",
-    "EVAL_FILE",
-    "SUMMARY_FILE",
-    "CURVE_FILE",
-    "DIAGNOSTICS_FILE",
-    "CHECKPOINT_DIR",
-]
+] + [name for name in run_directory.__all__ if name.isupper()]  # the run directory's file names
 
 DEFAULT_NUM_SEEDS = 4
 

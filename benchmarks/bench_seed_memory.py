@@ -11,6 +11,12 @@ a short config: default sizes, 1 update) that reports its own peak resident set 
 
     python benchmarks/bench_seed_memory.py                       # 256 1024 4096 seeds
     python benchmarks/bench_seed_memory.py --seeds 1 256 --out /tmp/m.json
+    python benchmarks/bench_seed_memory.py --set memory=gru --seeds 1024 \
+        --out benchmarks/results/seed_memory_gru_cpu.json       # recurrent PPO (GRU of 128)
+
+With ``memory: gru`` the rollout stores no hidden state per step: the update replays each env's
+sequence from the memory it started the rollout with (``[num_envs, memory_size]`` per network), so
+the recurrent terms are the two start memories and the per-step reset flags.
 
 Writes benchmarks/results/seed_memory_cpu.json after every N, so an interrupted run keeps its numbers.
 """
@@ -60,7 +66,11 @@ def formula_terms(config, num_seeds: int) -> dict:
     state = jax.eval_shape(jax.vmap(algorithm.init), keys)
     ctx = ppo_train.make_context(config)
     one = jax.eval_shape(lambda key: ppo_train.init_state(ctx, key), keys[0])
-    _, transition = jax.eval_shape(lambda s: ppo_train.rollout_step(ctx, s, None), one)
+    def one_step(state, key):
+        noise = jax.tree.map(lambda x: x[0], ppo_train.draw_rollout_noise(ctx, key))  # one step's slice
+        return ppo_train.rollout_step(ctx, state, noise)
+
+    _, transition = jax.eval_shape(one_step, one, keys[0])
     runner = ChunkRunner(algorithm)
     specs = runner.metric_specs(state)
     metric_bytes = sum(math.prod(shape) * np.dtype(dtype).itemsize for shape, dtype in specs.values())
@@ -111,9 +121,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[256, 1024, 4096])
     parser.add_argument("--out", default=os.path.join(RESULTS_DIR, "seed_memory_cpu.json"))
+    parser.add_argument("--set", dest="overrides", action="append", default=[], help="config overrides, e.g. memory=gru")
     args = parser.parse_args()
-    config = apply_overrides(load_config(os.path.join(configs_dir(), "ppo_cartpole.yaml")), SHORT)
-    result = {"benchmark": "seed_memory", "config": config_to_dict(config), "overrides": SHORT,
+    config = apply_overrides(load_config(os.path.join(configs_dir(), "ppo_cartpole.yaml")), SHORT + args.overrides)
+    result = {"benchmark": "seed_memory", "config": config_to_dict(config), "overrides": SHORT + args.overrides,
               "machine": machine_info(), "versions": versions(), "runs": []}
     with tempfile.TemporaryDirectory() as tmp:
         import yaml

@@ -18,7 +18,7 @@ from jaxppo.envs.suite import SuiteParams  # noqa: E402
 NOOP = 0
 
 
-@pytest.mark.slow  # compiling one Craftax step takes about 25 s on the 2-core CPU
+@pytest.mark.slow  # compiling one Craftax step is slow on a CPU
 def test_time_limit_truncates_and_death_terminates_by_hand():
     raw = craftax_env.make_craftax_env_from_name("Craftax-Classic-Symbolic-v1", auto_reset=False)
     env = CraftaxEnv(raw, "Craftax-Classic-Symbolic-v1")

@@ -66,6 +66,7 @@ def test_the_goal_terminates_and_the_time_limit_truncates_by_hand():
     assert not np.array_equal(steps[5][0], restart)  # it turned
 
 
+@pytest.mark.slow  # trains: compiles a PPO program
 def test_ppo_trains_on_a_users_own_navix_env_object():
     raw = navix.make("Navix-Empty-5x5-v0", max_steps=20)
     config = jaxppo.PPOConfig(env="navix/Navix-Empty-5x5-v0", num_envs=4, num_steps=16,

@@ -54,6 +54,7 @@ def test_the_goal_terminates_and_the_time_limit_truncates_by_hand():
     np.testing.assert_array_equal(steps[-1][4], np.asarray(timestep.observation, np.float32))
 
 
+@pytest.mark.slow  # trains: compiles a PPO program
 def test_ppo_trains_by_name_with_a_conv_torso_and_a_bare_env_object_asks_for_its_params():
     config = jaxppo.PPOConfig(env="xminigrid/MiniGrid-Empty-5x5", num_envs=4, num_steps=16,
                               total_timesteps=4 * 16 * 2, hidden_sizes=(16,), torso="conv")

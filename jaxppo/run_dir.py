@@ -28,6 +28,7 @@ __all__ = [
     "holds_run",
     "check_run_dir",
     "read_run",
+    "read_per_seed_metrics",
 ]
 
 CONFIG_FILE = "config.yaml"
@@ -108,3 +109,16 @@ def read_run(run_dir: str) -> tuple[Any, dict]:
     if missing:
         raise RunInputError(f"{run_path!r} is damaged: it lacks {', '.join(missing)}.")
     return config, run_info
+
+
+def read_per_seed_metrics(run_dir: str, scalars_only: bool = False) -> dict:
+    """The run's per-seed metric history (``metrics_per_seed.npz``): ``{name: [S, columns, ...]}``, with
+    ``scalars_only`` just the one-number-per-update series ``[S, columns]``. A run without the file yet
+    is one ``RunInputError`` line; a torn or foreign file raises ``OSError`` or ``ValueError``."""
+    import numpy as np
+
+    path = os.path.join(run_dir, PER_SEED_FILE)
+    if not os.path.exists(path):
+        raise RunInputError(f"{run_dir!r} has no {PER_SEED_FILE} yet; train at least one chunk first.")
+    with np.load(path) as data:
+        return {name: data[name] for name in data.files if not scalars_only or data[name].ndim == 2}

@@ -15,7 +15,7 @@ from typing import Any, Mapping, Optional
 
 import numpy as np
 
-from jaxppo.run_dir import CURVE_FILE, DIAGNOSTICS_FILE, EVAL_FILE, PER_SEED_FILE, SUMMARY_FILE, read_run
+from jaxppo.run_dir import CURVE_FILE, DIAGNOSTICS_FILE, EVAL_FILE, SUMMARY_FILE, read_per_seed_metrics, read_run
 from jaxppo.run_io import RunInputError, atomic_write_json, read_jsonl
 from jaxppo.run_records import Records, column_updates, short
 
@@ -72,12 +72,8 @@ def diagnose_run(run_dir: str, thresholds: Any = None) -> tuple[Any, dict, Any]:
     from jaxppo.diagnosis.core import diagnose
 
     config, run_info = read_run(run_dir)
-    per_seed_path = os.path.join(run_dir, PER_SEED_FILE)
-    if not os.path.exists(per_seed_path):
-        raise RunInputError(f"{run_dir!r} has no {PER_SEED_FILE} yet; train at least one chunk first.")
     try:
-        with np.load(per_seed_path) as data:
-            metrics = {name: data[name] for name in data.files}
+        metrics = read_per_seed_metrics(run_dir)
         return config, run_info, diagnose(metrics, config, thresholds, metrics_every=config.run.metrics_every)
     except (OSError, ValueError) as error:  # a torn or foreign metrics file is the user's input
         raise RunInputError(f"cannot diagnose {run_dir!r}: {error}") from None
@@ -154,11 +150,7 @@ def render_plots(run_dir: str, dpi: int = 100, smooth: Optional[int] = None) -> 
     from jaxppo import plotting
 
     config, run_info = read_run(run_dir)
-    per_seed_path = os.path.join(run_dir, PER_SEED_FILE)
-    if not os.path.exists(per_seed_path):
-        raise RunInputError(f"{run_dir!r} has no {PER_SEED_FILE} yet; train at least one chunk first.")
-    with np.load(per_seed_path) as data:
-        metrics = {name: data[name] for name in data.files if data[name].ndim == 2}  # scalar per update
+    metrics = read_per_seed_metrics(run_dir, scalars_only=True)
     raw = metrics
     metrics = plotting.plotted_series(metrics)  # placeholders (no episode yet, no learning yet) as gaps
     every = config.run.metrics_every

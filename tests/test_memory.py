@@ -159,22 +159,3 @@ def test_a_recurrent_run_directory_trains_evaluates_and_resumes_exactly(tmp_path
     assert run_io.read_jsonl(os.path.join(resumed, "eval.jsonl")) == evaluations
 
 
-@pytest.mark.slow
-def test_a_second_call_of_a_recurrent_config_does_not_compile_again():
-    config = tiny()
-    traces = []
-    inner = jaxppo.make_train(config)
-
-    def counted(key):
-        traces.append(1)
-        return inner(key)
-
-    train = jax.jit(jax.vmap(counted))
-    jax.block_until_ready(train(jax.random.split(jax.random.PRNGKey(0), 2)))
-    jax.block_until_ready(train(jax.random.split(jax.random.PRNGKey(1), 2)))
-    assert len(traces) == 1
-    jaxppo.api._compiled_train.cache_clear()
-    jaxppo.train(config, num_seeds=2, seed=3)
-    jaxppo.train(config, num_seeds=2, seed=4)
-    info = jaxppo.api._compiled_train.cache_info()
-    assert (info.misses, info.hits) == (1, 1)

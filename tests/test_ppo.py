@@ -98,8 +98,9 @@ def test_nonfinite_rewards_leave_parameters_finite_and_are_counted():
 
 
 @pytest.mark.slow
-def test_second_call_does_not_recompile():
-    config = small_config()
+@pytest.mark.parametrize("memory", ["none", "gru"])
+def test_second_call_does_not_recompile(memory):
+    config = small_config(memory=memory, memory_size=8)
     traces = []
     inner = jaxppo.make_train(config)
 

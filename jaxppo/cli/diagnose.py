@@ -126,20 +126,16 @@ VERIFY_DIR = "verify"
 def _finished_run_metrics(run_dir: str) -> Optional[dict]:
     """The run's per-seed metrics if its summary says it is complete, else None: at ``--fraction 1`` they
     are the unchanged config's result, which then is not trained again."""
-    import numpy as np
-
-    from jaxppo import runner
+    from jaxppo.run_dir import SUMMARY_FILE, read_per_seed_metrics
 
     try:
-        with open(os.path.join(run_dir, runner.SUMMARY_FILE), encoding="utf-8") as handle:
+        with open(os.path.join(run_dir, SUMMARY_FILE), encoding="utf-8") as handle:
             summary = json.load(handle)
         if not summary.get("complete"):
             return None
-        with np.load(os.path.join(run_dir, runner.PER_SEED_FILE)) as data:
-            metrics = {name: data[name] for name in data.files if data[name].ndim == 2}
+        return read_per_seed_metrics(run_dir, scalars_only=True)
     except (OSError, ValueError):
         return None
-    return metrics
 
 
 def run(args: argparse.Namespace) -> int:

@@ -50,13 +50,13 @@ def presamples_resets(env: Any) -> bool:
     """True when ``env.step`` is gymnax's own ``Environment.step``, so its auto-reset can be replayed.
 
     That holds for a gymnax ``Environment`` whose class overrides neither ``step`` nor ``reset`` (its
-    ``step_env``, ``reset_env`` and ``is_truncated`` are then what ``step`` calls), and for jaxppo's
-    ``ScaledReward`` around such an env (its ``step_env`` scales the reward as its ``step`` does).
-    A wrapper of any other kind, or an env with its own ``step``, is stepped through ``step``.
+    ``step_env``, ``reset_env`` and ``is_truncated`` are then what ``step`` calls), and for a wrapper
+    whose *class* sets ``replays_as_gymnax_step = True`` (its own ``step_env``, ``reset_env`` and
+    ``is_truncated`` change what its ``step`` changes, as jaxppo's ``ScaledReward`` does) around such an
+    env. The flag is read from the class, so a wrapper forwarding attributes through ``__getattr__``
+    cannot pass it on by accident. Any other env is stepped through its own ``step``.
     """
-    from jaxppo.envs.wrappers import ScaledReward
-
-    if type(env) is ScaledReward:
+    if _class_attribute(type(env), "replays_as_gymnax_step") is True:
         return presamples_resets(env.inner)
     try:
         from gymnax.environments.environment import Environment

@@ -62,7 +62,7 @@ def flat_observation(observation: Any, leave_out: Optional[str] = None) -> jax.A
 def observation_array(observation: Any, leave_out: Optional[str] = None) -> jax.Array:
     """A single array observation as float32 with its own shape (``[H, W, C]`` stays an image for a conv
     torso; an MLP flattens it the same way); a pytree of several arrays flattened by ``flat_observation``."""
-    if isinstance(observation, (jax.Array, jnp.ndarray)) or hasattr(observation, "shape"):
+    if hasattr(observation, "shape"):  # one array (jax or numpy), not a pytree of them
         return jnp.asarray(observation).astype(jnp.float32)
     return flat_observation(observation, leave_out)
 

@@ -17,6 +17,10 @@ class ScaledReward:
     stacked configs builds one wrapper per trace, so one compiled program serves every scale.
     """
 
+    # Its step_env, reset_env and is_truncated below change exactly what its step changes, so
+    # jaxppo.envs.stepping may replay gymnax's auto-reset through them (presamples_resets).
+    replays_as_gymnax_step = True
+
     def __init__(self, env: Any, scale: Any):
         self._env = env
         self.scale = scale

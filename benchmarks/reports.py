@@ -27,16 +27,15 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from typing import Any
 
-import jax
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
 
 import jaxppo  # noqa: E402
+from jaxppo import programs  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -70,14 +69,8 @@ def run_pair_member(config_name: str, overrides: dict[str, Any], num_seeds: int,
         config = config.replace(**overrides)
     if total_timesteps is not None:
         config = config.replace(total_timesteps=total_timesteps)
-    train = jax.jit(jax.vmap(jaxppo.make_train(config)))
-    keys = common.seed_keys(num_seeds)
-    start = time.perf_counter()
-    compiled = train.lower(keys).compile()
-    compile_s = time.perf_counter() - start
-    start = time.perf_counter()
-    _, metrics = jax.block_until_ready(compiled(keys))
-    run_s = time.perf_counter() - start
+    metrics, compile_s, run_s, _ = programs.train_stacked([config], common.seed_keys(num_seeds))
+    metrics = {name: value[0] for name, value in metrics.items()}
     returns = np.asarray(metrics["episode_return"])
     window = max(1, returns.shape[1] // 20)
     final = returns[:, -window:].mean(axis=1)

@@ -26,9 +26,9 @@ _EXPORTS = {
     "diagnose": "jaxppo.diagnosis.core",
     "load_config": "jaxppo.config",
     "load_policy": "jaxppo.runner",
-    "make_algorithm": "jaxppo.api",
-    "make_train": "jaxppo.api",
-    "stack_configs": "jaxppo.api",
+    "make_algorithm": "jaxppo.programs",
+    "make_train": "jaxppo.programs",
+    "stack_configs": "jaxppo.programs",
     "sweep": "jaxppo.api",
     "train": "jaxppo.api",
 }

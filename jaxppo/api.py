@@ -1,4 +1,4 @@
-"""The public entry points: build an algorithm for a config, train one seed, or train many at once."""
+"""The public entry points: train many seeds at once, or a grid of settings x seeds in one program (built by ``jaxppo.programs``)."""
 
 from __future__ import annotations
 
@@ -12,42 +12,13 @@ import jax
 import jax.numpy as jnp
 from jax.sharding import NamedSharding, PartitionSpec
 
-from jaxppo import compilation
-from jaxppo.algorithm import Algorithm
-from jaxppo.config import DQNConfig, PPOConfig, _nearest_key
+from jaxppo.config import _nearest_key
 from jaxppo.parallel import SEED_AXIS, SeedLayout, seed_keys
+from jaxppo.programs import (compile_lanes, lane_keys, lane_program, make_algorithm, stack_configs,
+                             train_to_end)
 
-__all__ = ["make_algorithm", "make_train", "train", "stack_configs", "sweep", "SweepResult", "check_grid",
+__all__ = ["train", "sweep", "SweepResult", "check_grid",
            "sweep_lanes", "grid_settings"]
-
-
-def make_algorithm(config: Any, env: Any = None, env_params: Any = None) -> Algorithm:
-    """The ``Algorithm`` (pure init / run_updates / evaluate / act) for a ``PPOConfig`` or ``DQNConfig``."""
-    if isinstance(config, PPOConfig):
-        from jaxppo.ppo.train import make_algorithm as make_ppo
-
-        return make_ppo(config, env, env_params)
-    if isinstance(config, DQNConfig):
-        from jaxppo.dqn.train import make_algorithm as make_dqn
-
-        return make_dqn(config, env, env_params)
-    raise TypeError(f"config must be a PPOConfig or DQNConfig, got {type(config).__name__}.")
-
-
-def make_train(config: Any, env: Any = None, env_params: Any = None) -> Callable[[jax.Array], tuple[Any, dict]]:
-    """``train(key) -> (final_state, metrics)`` for one seed: pure, so vmap over keys and jit the result.
-
-    ``metrics`` maps names to arrays whose leading axis is the update index
-    (``config.num_updates`` of them). ``env`` may be any gymnax-compatible environment object;
-    without one the config's ``env`` name is made with gymnax.
-    """
-    algorithm = make_algorithm(config, env, env_params)
-    num_updates = config.num_updates
-
-    def train_one_seed(key: jax.Array) -> tuple[Any, dict]:
-        return algorithm.run_updates(algorithm.init(key), num_updates)
-
-    return train_one_seed
 
 
 def train(config: Any, num_seeds: int = 1, seed: int = 0, env: Any = None,
@@ -65,16 +36,16 @@ def train(config: Any, num_seeds: int = 1, seed: int = 0, env: Any = None,
     if env is None and env_params is None:
         program = _compiled_train(config, layout.mesh)
     else:
-        program = compilation.jit(jax.vmap(make_train(config, env, env_params)), platform=layout.platform,
-                                  out_shardings=layout.sharding)
-    return unpad_lanes(layout, program(keys))
+        program = compile_lanes(lane_program(train_to_end, make_algorithm(config, env, env_params)),
+                                layout.platform, layout.sharding)
+    return unpad_lanes(layout, program(None, keys))
 
 
 @functools.lru_cache(maxsize=16)
-def _compiled_train(config: Any, mesh: Any) -> Callable[[jax.Array], tuple[Any, dict]]:
+def _compiled_train(config: Any, mesh: Any) -> Callable[[Any, jax.Array], tuple[Any, dict]]:
     """One jitted, seed-vmapped program per (hashable, frozen) config and mesh, so repeated calls do not retrace."""
-    return compilation.jit(jax.vmap(make_train(config)), platform=_mesh_platform(mesh),
-                           out_shardings=NamedSharding(mesh, PartitionSpec(SEED_AXIS)))
+    return compile_lanes(lane_program(train_to_end, make_algorithm(config)), _mesh_platform(mesh),
+                         NamedSharding(mesh, PartitionSpec(SEED_AXIS)))
 
 
 def _mesh_platform(mesh: Any) -> str:
@@ -86,34 +57,6 @@ def unpad_lanes(layout: SeedLayout, tree: Any) -> Any:
     if layout.padded_lanes == layout.num_lanes:
         return tree
     return jax.tree.map(lambda x: x[: layout.num_lanes], tree)
-
-
-def stack_configs(configs: list[Any]) -> Any:
-    """Stacks configs that differ only in numeric hyperparameters into one config with a leading axis.
-
-    The result vmaps like the keys do, so one compiled program trains a whole sweep::
-
-        sweep = stack_configs([base.replace(learning_rate=lr) for lr in (1e-4, 3e-4, 1e-3)])
-        train = jax.jit(jax.vmap(lambda c, k: make_train(c)(k)))
-        state, metrics = train(sweep, jax.random.split(key, 3))
-
-    Sizes and modes are part of the program, so they must agree; a mismatch names the field.
-    """
-    if not configs:
-        raise ValueError("stack_configs needs at least one config.")
-    first = configs[0]
-    for other in configs[1:]:
-        if type(other) is not type(first):
-            raise ValueError(f"cannot stack a {type(other).__name__} with a {type(first).__name__}.")
-        for field in dataclasses.fields(first):
-            static_field = not field.metadata.get("pytree_node", True)
-            a, b = getattr(first, field.name), getattr(other, field.name)
-            if (static_field and a != b) or ((a is None) != (b is None)):
-                raise ValueError(
-                    f"configs differ in {field.name!r} ({a!r} vs {b!r}), which fixes the program's shape or "
-                    "structure; only numeric hyperparameters can be swept in one program."
-                )
-    return jax.tree.map(lambda *leaves: jnp.stack([jnp.asarray(x, jnp.float32) for x in leaves]), *configs)
 
 
 # Sweeps ------------------------------------------------------------------------------------------
@@ -195,7 +138,7 @@ def sweep_lanes(config: Any, grid: Mapping[str, Sequence[Any]], num_seeds: int, 
             raise ValueError(f"grid point {point}: {error}") from None
     stacked = stack_configs(configs)
     lane_configs = jax.tree.map(lambda x: jnp.repeat(x, num_seeds, axis=0), stacked)
-    keys = jnp.tile(seed_keys(seed, num_seeds), (len(configs), 1))
+    keys = lane_keys(seed, num_seeds, len(configs))
     return names, values, lane_configs, keys
 
 
@@ -213,8 +156,8 @@ def sweep(config: Any, grid: Mapping[str, Sequence[float]], num_seeds: int = 1, 
     if env is None and env_params is None:
         program = _compiled_sweep(layout.mesh)
     else:
-        program = compilation.jit(jax.vmap(lambda c, k: make_train(c, env, env_params)(k)),
-                                  platform=layout.platform, out_shardings=layout.sharding)
+        program = compile_lanes(lane_program(train_to_end, make_algorithm(config, env, env_params), stacked=True),
+                                layout.platform, layout.sharding)
     state, metrics = unpad_lanes(layout, program(layout.place(lane_configs), layout.place(keys)))
     leading = tuple(len(values[name]) for name in names) + (num_seeds,)
     unflatten = lambda x: x.reshape(leading + x.shape[1:])  # noqa: E731
@@ -224,5 +167,5 @@ def sweep(config: Any, grid: Mapping[str, Sequence[float]], num_seeds: int = 1, 
 @functools.lru_cache(maxsize=8)
 def _compiled_sweep(mesh: Any) -> Callable[[Any, jax.Array], tuple[Any, dict]]:
     """One jitted lane-vmapped program per mesh; jit's own cache keys it by the config's static fields."""
-    return compilation.jit(jax.vmap(lambda c, k: make_train(c)(k)), platform=_mesh_platform(mesh),
-                           out_shardings=NamedSharding(mesh, PartitionSpec(SEED_AXIS)))
+    return compile_lanes(lane_program(train_to_end, stacked=True), _mesh_platform(mesh),
+                         NamedSharding(mesh, PartitionSpec(SEED_AXIS)))

@@ -3,7 +3,7 @@
 A grid file (``configs/lab/*.yaml``, format in ``docs/lab.md``) names a base config, the environments,
 the reward scales and the variants (each a set of overrides). Every (variant, env, reward scale) is a
 *cell*; a cell trains all its seeds in one compiled, seed-vmapped program
-(``jax.jit(jax.vmap(make_train(config)))``), and the reward scales of one variant and environment, which
+(``jaxppo.programs.train_stacked``, the builder every training program uses), and the reward scales of one variant and environment, which
 differ only in the ``env_reward_scale`` leaf, share one program through ``stack_configs``.
 
 Per cell the lab records what answers "which configuration fails how often, how, and what does its fix

@@ -36,13 +36,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxppo import compilation
 from jaxppo import config as config_lib
 from jaxppo.algorithm import Algorithm
-from jaxppo.api import make_algorithm
 from jaxppo.checkpoint import CheckpointWriter, latest_checkpoint_update, restore_checkpoint
 from jaxppo.parallel import (SeedLayout, broadcast_from_main, check_memory, evaluation_keys, host_memory_bytes,
                              is_main_process, seed_keys, tree_bytes)
+from jaxppo.programs import compile_lanes, lane_evaluation_keys, lane_keys, lane_program, make_algorithm
 import jaxppo.run_dir as run_directory
 from jaxppo.run_dir import (CHECKPOINT_DIR, CONFIG_FILE, CURVE_FILE, DIAGNOSTICS_FILE, EVAL_FILE, METRICS_FILE,
                             PER_SEED_FILE, RUN_FILE, SUMMARY_FILE, check_run_dir, holds_run, read_run)
@@ -139,10 +138,10 @@ class Lanes(NamedTuple):
         return self.num_settings * self.num_seeds
 
     def keys(self) -> jax.Array:
-        return jnp.tile(seed_keys(self.seed, self.num_seeds), (self.num_settings, 1))
+        return lane_keys(self.seed, self.num_seeds, self.num_settings)
 
     def evaluation_keys(self, update: int) -> jax.Array:
-        return jnp.tile(evaluation_keys(self.seed, self.num_seeds, update), (self.num_settings, 1))
+        return lane_evaluation_keys(self.seed, self.num_seeds, update, self.num_settings)
 
     def lane_configs(self, config: Any) -> Any:
         """The stacked per-lane config of a sweep, or None for plain seeds."""
@@ -193,15 +192,7 @@ class ChunkRunner:
     # Lanes and placement.
     def _per_lane(self, method: Callable[..., Any]) -> Callable[..., Any]:
         """``method(algorithm, *args)`` vmapped over lanes, as ``f(lane_configs, *args)``."""
-        if self._lane_configs is None:
-            lanes = jax.vmap(lambda *args: method(self.algorithm, *args))
-            return lambda _configs, *args: lanes(*args)
-        algorithm = self.algorithm
-
-        def one_lane(config: Any, *args: Any) -> Any:
-            return method(make_algorithm(config, algorithm.env, algorithm.env_params), *args)
-
-        return jax.vmap(one_lane)
+        return lane_program(method, self.algorithm, stacked=self._lane_configs is not None)
 
     def _ensure_layout(self, num_lanes: int) -> SeedLayout:
         if self.layout is None:
@@ -237,8 +228,8 @@ class ChunkRunner:
     def init(self, keys: jax.Array) -> Any:
         layout = self._ensure_layout(keys.shape[0])
         if self._init is None:
-            self._init = compilation.jit(self._per_lane(lambda algorithm, key: algorithm.init(key)),
-                                         platform=layout.platform, out_shardings=layout.sharding)
+            self._init = compile_lanes(self._per_lane(lambda algorithm, key: algorithm.init(key)),
+                                       layout.platform, layout.sharding)
         return self._init(self._placed_configs, layout.place(keys))
 
     def abstract_state(self, keys: jax.Array) -> Any:
@@ -260,9 +251,8 @@ class ChunkRunner:
                 self.trace_count += 1  # runs at trace time only
                 return lanes(configs, state)
 
-            self._chunks[num_updates] = compilation.jit(chunk, platform=self.layout.platform,
-                                                        donate_argnums=(1,) if self._donate else (),
-                                                        out_shardings=self.layout.sharding)
+            self._chunks[num_updates] = compile_lanes(chunk, self.layout.platform, self.layout.sharding,
+                                                      donate_argnums=(1,) if self._donate else ())
         return self._chunks[num_updates]
 
     def run(self, state: Any, num_updates: int) -> tuple[Any, dict]:
@@ -274,8 +264,8 @@ class ChunkRunner:
         """Greedy evaluation for every lane: ``{"eval_return": [L, E], "eval_length": [L, E]}`` (padded)."""
         layout = self._ensure_layout(keys.shape[0])
         if self._evaluate is None:
-            self._evaluate = compilation.jit(self._per_lane(lambda algorithm, s, k: algorithm.evaluate(s, k)),
-                                             platform=layout.platform, out_shardings=layout.sharding)
+            self._evaluate = compile_lanes(self._per_lane(lambda algorithm, s, k: algorithm.evaluate(s, k)),
+                                           layout.platform, layout.sharding)
         return self._evaluate(self._placed_configs, state, layout.place(keys))
 
 

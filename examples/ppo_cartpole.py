@@ -32,7 +32,8 @@ def make_train(total_timesteps: int):
     num_updates = total_timesteps // (NUM_ENVS * NUM_STEPS)
     actor = Actor((64, 64), "tanh", env.action_space(params).n, discrete=True)
     critic = Critic((64, 64), "tanh")
-    optimizer = make_optimizer(linear_schedule(LEARNING_RATE, num_updates * EPOCHS * MINIBATCHES), max_grad_norm=0.5)
+    optimizer = make_optimizer(linear_schedule(LEARNING_RATE, num_updates * EPOCHS * MINIBATCHES), max_grad_norm=0.5,
+                               adam_eps=1e-5)
 
     def env_step(carry, _):
         net, env_state, obs, episode_return, key = carry
@@ -55,7 +56,10 @@ def make_train(total_timesteps: int):
         policy = actor.apply(net["actor"], obs)
         surrogate = clipped_policy_loss(log_prob(policy, action), old_log_prob,
                                         normalize_advantages(advantage, 1e-8), CLIP).loss
-        critic_loss, _ = value_loss(critic.apply(net["critic"], obs), old_value, target)
+        # PureJaxRL's clipped value loss. Unclipped, the critic's gradient on returns near 100 dominates the
+        # global norm that max_grad_norm clips, and the actor's share of each step shrinks to almost nothing.
+        critic_loss, _ = value_loss(critic.apply(net["critic"], obs), old_value, target, clipping="absolute",
+                                    clip_epsilon=CLIP)
         return surrogate + VALUE_COEF * critic_loss - ENTROPY_COEF * jnp.mean(entropy(policy))
 
     def gradient_step(carry, minibatch):

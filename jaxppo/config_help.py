@@ -66,6 +66,7 @@ DQN = {
     "target_update_interval": "env steps between hard target-network copies (steps)",
     "target_update": "hard (copy every interval) or polyak (move by tau every step)",
     "double_dqn": "true: the online network picks the next action, the target network values it",
+    "anneal_lr": "true: the learning rate falls linearly to 0 over the gradient steps after learning_starts",
     "loss": "mse or huber: the TD loss",
     "tau": "polyak target update's step (fraction per gradient phase)",
     "td_target_clip": "TD targets clipped to [-clip, clip] (return units); null: no clip",

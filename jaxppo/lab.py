@@ -532,8 +532,9 @@ def markdown_report(results: Mapping[str, Any]) -> str:
     lines += [
         f"{len(cells)} of {len(grid['variants']) * len(grid['envs']) * len(grid['reward_scales'] or [1])} cells "
         f"finished; {grid['num_seeds']} seeds per cell (seed {grid['seed']}); env steps per seed: "
-        f"{', '.join(f'{b:,}' for b in budgets) or 'n/a'}. Machine: {machine.get('device', '?')} "
-        f"({machine.get('jax_backend', '?')}, {machine.get('cpu_count', '?')} CPUs). "
+        f"{', '.join(f'{b:,}' for b in budgets) or 'n/a'}. Machine: "
+        f"{machine.get('cpu_model') or machine.get('device_kind', '?')} ({machine.get('jax_backend', '?')}, "
+        f"{machine.get('cpu_count_usable', '?')} CPUs). "
         "Final return: per seed, the mean episode return over the last 10% of updates that finished an "
         "episode, in the env's reward units (divided by the reward scale); IQM with a 95% bootstrap "
         "interval over seeds. Env steps/s and compile time are per program "

@@ -7,6 +7,7 @@ import os
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 import jaxppo
@@ -229,3 +230,23 @@ def test_rescaled_q_head_preserves_q_in_return_units():
     # Only the output layer changed.
     hidden = params["params"]["MLP_0"]["Dense_0"]
     np.testing.assert_array_equal(rescaled["params"]["MLP_0"]["Dense_0"]["kernel"], hidden["kernel"])
+
+
+def test_annealed_learning_rate_reaches_zero_exactly_at_the_runs_last_gradient_step():
+    cfg = DQNConfig(**{**SMALL, "total_timesteps": 200, "anneal_lr": True})
+    assert cfg.num_updates == 20
+    # Updates 0 and 1 end at 10 and 20 env steps, before learning_starts=30: 18 learning updates.
+    assert dqn.learning_steps(cfg) == 18
+    assert dqn.learning_steps(cfg.replace(gradient_steps=3)) == 54
+    assert dqn.learning_steps(cfg.replace(learning_starts=0)) == 20
+    schedule = dqn.learning_rate_schedule(cfg)
+    np.testing.assert_allclose([schedule(0), schedule(9), schedule(17), schedule(18)],
+                               [1e-2, 1e-2 * 9 / 18, 1e-2 / 18, 0.0], rtol=1e-6, atol=1e-12)
+    assert dqn.learning_rate_schedule(cfg.replace(anneal_lr=False)) == 1e-2
+    alg = jaxppo.make_algorithm(cfg)
+    final, metrics = jax.jit(lambda key: alg.run_updates(alg.init(key), cfg.num_updates))(jax.random.PRNGKey(0))
+    assert int(np.sum(metrics["learning"])) == dqn.learning_steps(cfg)
+    # The optimiser's step counters (Adam's and the schedule's) stop at the run's learning steps, so the
+    # last step ran at schedule(17) = lr / 18 and no step ran at a negative rate.
+    counts = [int(c) for _, c in optax.tree_utils.tree_get_all_with_path(final.opt_state, "count")]
+    assert counts and set(counts) == {18}

@@ -119,6 +119,8 @@ def test_tiny_grid_tables_match_a_recomputation_from_the_saved_per_seed_metrics(
     with open(os.path.join(out_dir, lab.MARKDOWN_FILE), encoding="utf-8") as handle:
         markdown = handle.read()
     assert results == json.loads(json.dumps(run["results"]))
+    machine = results["machine"]
+    assert f"Machine: {machine['cpu_model']} ({machine['jax_backend']}, {machine['cpu_count_usable']} CPUs)" in markdown
     for cell, record in zip(grid.cells, results["cells"]):
         with np.load(os.path.join(out_dir, lab.CELLS_DIR, cell.file_stem + ".npz")) as data:
             metrics = {k: data[k] for k in data.files}

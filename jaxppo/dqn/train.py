@@ -65,7 +65,7 @@ from jaxppo.envs import (
     step_counters,
     track_episodes,
 )
-from jaxppo.transforms import gradient_stats, make_optimizer, nonfinite_update_count
+from jaxppo.transforms import gradient_stats, linear_schedule, make_optimizer, nonfinite_update_count
 
 __all__ = [
     "DQNContext",
@@ -82,6 +82,8 @@ __all__ = [
     "epsilon_greedy_with_noise",
     "reward_scale_of",
     "rescale_q_head",
+    "learning_steps",
+    "learning_rate_schedule",
     "draw_rollout_noise",
     "rollout_step",
     "rollout",
@@ -205,9 +207,25 @@ def make_context(config: DQNConfig, env: Any = None, env_params: Any = None) -> 
                          f"shape {obs_shape}. Use torso: mlp.")
     network = QNetwork(config.hidden_sizes, config.activation, spec.num_actions, config.torso,
                        max(len(obs_shape), 1))
-    optimizer = make_optimizer(config.learning_rate, max_grad_norm=config.max_grad_norm,
+    optimizer = make_optimizer(learning_rate_schedule(config), max_grad_norm=config.max_grad_norm,
                                adam_eps=config.adam_eps)
     return DQNContext(config, env, env_params, network, optimizer, spec.num_actions, obs_shape)
+
+
+def learning_steps(config: DQNConfig) -> int:
+    """Gradient steps in the whole run: ``gradient_steps`` per update from the first update that ends at
+    or after ``learning_starts`` env steps."""
+    first_learning_update = max(-(-config.learning_starts // config.steps_per_update) - 1, 0)
+    return max(config.num_updates - first_learning_update, 0) * config.gradient_steps
+
+
+def learning_rate_schedule(config: DQNConfig) -> Any:
+    """The learning rate, or with ``anneal_lr`` a schedule falling linearly from it to 0 over
+    ``learning_steps(config)`` (``jaxppo.transforms.linear_schedule``; optax counts only the steps that
+    ran, so the fall starts at learning_starts)."""
+    if not config.anneal_lr:
+        return config.learning_rate
+    return linear_schedule(config.learning_rate, max(learning_steps(config), 1))
 
 
 def _reset_envs(ctx: DQNContext, key: jax.Array, num_envs: int) -> tuple[jax.Array, Any]:
@@ -351,7 +369,7 @@ def dqn_loss(params: Any, target_params: Any, ctx: DQNContext, batch: replay.Tra
     else:
         q_online_next = q_target_next  # unused by the plain max
     rewards, target_clip = batch.reward, cfg.td_target_clip
-    if cfg.reward_normalization == "running":
+    if cfg.reward_normalization != "off":
         rewards = rewards / reward_scale
         target_clip = None if target_clip is None else target_clip / reward_scale
     out = losses.q_learning_loss(
@@ -361,7 +379,7 @@ def dqn_loss(params: Any, target_params: Any, ctx: DQNContext, batch: replay.Tra
     )
     q_online = jax.lax.stop_gradient(q_online)
     q_taken = symexp(out.q_taken) if cfg.value_target_transform == "symlog" else out.q_taken
-    if cfg.reward_normalization == "running":
+    if cfg.reward_normalization != "off":
         q_taken = q_taken * reward_scale  # return units
     aux = {
         "q_mean": jnp.mean(q_taken),
@@ -420,7 +438,7 @@ def reward_scale_of(config: DQNConfig, stats: rs.RunningStats) -> jax.Array:
     The root mean square rather than the std (PPO's reward scale): early in training every discounted
     return can be equal (CartPole's are all 1.0 after one step), a spread of zero, but never a size of zero.
     """
-    if config.reward_normalization != "running":
+    if config.reward_normalization == "off":
         return jnp.ones((), jnp.float32)
     return rs.root_mean_square(stats)
 
@@ -453,7 +471,7 @@ def train_step(ctx: DQNContext, state: DQNState, _: Any = None) -> tuple[DQNStat
     flat = jax.tree.map(lambda x: x.reshape((x.shape[0] * x.shape[1],) + x.shape[2:]), record.transition)
     buffer = replay.add(state.buffer, flat)
     state = state.replace(buffer=buffer)
-    if cfg.reward_normalization == "running":
+    if cfg.reward_normalization != "off":
         reward_stats = rs.update(state.reward_stats, record.discounted_return)
         # Before any statistics the untrained network's outputs mean nothing in return units: they are
         # taken as normalised outputs (not rescaled), which makes training exactly invariant to the
@@ -483,7 +501,7 @@ def train_step(ctx: DQNContext, state: DQNState, _: Any = None) -> tuple[DQNStat
         env_steps=state.env_steps,
         learning=learning,
     )
-    if cfg.reward_normalization == "running":
+    if cfg.reward_normalization != "off":
         metrics["reward_scale"] = reward_scale_of(cfg, state.reward_stats)
         metrics["nonfinite_samples"] = state.reward_stats.nonfinite_count.astype(jnp.int32)
     metrics.update(counter_metrics(ctx.env, record.counters))

@@ -7,11 +7,12 @@ results (the runner relies on this for chunked training and exact resume).
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable, NamedTuple, Optional
 
 import jax
 
-__all__ = ["Algorithm"]
+__all__ = ["Algorithm", "bind_algorithm"]
 
 
 class Algorithm(NamedTuple):
@@ -39,3 +40,17 @@ class Algorithm(NamedTuple):
     env_params: Any
     initial_memory: Optional[Callable[..., Any]] = None
     act_with_memory: Optional[Callable[..., Any]] = None
+
+
+def bind_algorithm(ctx: Any, *, init: Callable, run_updates: Callable, evaluate: Callable, policy_of: Callable,
+                   act: Callable, initial_memory: Optional[Callable] = None,
+                   act_with_memory: Optional[Callable] = None) -> Algorithm:
+    """An ``Algorithm`` from functions that take ``ctx`` (a context with ``config``, ``env`` and
+    ``env_params``) as their first argument; ``policy_of`` needs no context."""
+
+    def bound(fn: Optional[Callable]) -> Optional[Callable]:
+        return None if fn is None else functools.partial(fn, ctx)
+
+    return Algorithm(config=ctx.config, init=bound(init), run_updates=bound(run_updates), evaluate=bound(evaluate),
+                     policy_of=policy_of, act=bound(act), env=ctx.env, env_params=ctx.env_params,
+                     initial_memory=bound(initial_memory), act_with_memory=bound(act_with_memory))

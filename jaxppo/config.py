@@ -284,8 +284,8 @@ class DQNConfig:
     measured in docs/dqn.md: global-norm gradient clipping at 10 (report 002's fix); rewards divided by
     the running root mean square of the discounted return with the Q head rescaled along
     (``reward_normalization="running"``), so training does not depend on the reward scale; and the
-    learning rate annealed linearly to 0 (``anneal_lr``), without which seeds that had solved CartPole
-    fell back late in the run. ``configs/dqn_cartpole_cleanrl.yaml`` keeps CleanRL's exact settings.
+    learning rate annealed linearly to 0 (``anneal_lr``) with a replay buffer five times CleanRL's,
+    without which seeds that had solved CartPole fell back late in the run. ``configs/dqn_cartpole_cleanrl.yaml`` keeps CleanRL's exact settings.
     ``loss: huber`` is there for reward-clipped tasks (MinAtar); with ``huber_delta=1`` on CartPole's
     unscaled returns it diverged, which is why it is not the default.
     """
@@ -295,7 +295,7 @@ class DQNConfig:
     # Sizes.
     num_envs: int = static(1)
     total_timesteps: int = static(500_000)
-    buffer_size: int = static(10_000)
+    buffer_size: int = static(50_000)
     batch_size: int = static(128)
     learning_starts: int = static(10_000)
     train_frequency: int = static(10)

@@ -29,7 +29,6 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import hashlib
-import io
 import json
 import math
 import os
@@ -42,8 +41,8 @@ import numpy as np
 import yaml
 
 from jaxppo import config as config_lib
-from jaxppo import machine, programs
-from jaxppo.run_io import RunInputError, atomic_write_bytes, atomic_write_json, atomic_write_npz, atomic_write_text
+from jaxppo import machine, plotting, programs
+from jaxppo.run_io import RunInputError, atomic_write_json, atomic_write_npz, atomic_write_text
 
 __all__ = [
     "Cell",
@@ -577,22 +576,6 @@ def markdown_report(results: Mapping[str, Any]) -> str:
 
 # Plots ----------------------------------------------------------------------------------------------
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, path: str, dpi: int = 100) -> None:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi)
-    _pyplot().close(fig)
-    atomic_write_bytes(path, buffer.getvalue())
-
-
 def throughput_ticks(low: float, high: float, count: int = 5) -> list[float]:
     """``count`` tick positions spread evenly on a log axis from ``low`` to ``high``, each rounded to two
     significant digits so its label reads cleanly."""
@@ -605,7 +588,7 @@ def write_plots(results: Mapping[str, Any], out_dir: str, dpi: int = 100) -> lis
     cells = results["cells"]
     if not cells:
         return []
-    plt = _pyplot()
+    plt = plotting.pyplot()
     variants = list(dict.fromkeys(record["variant"] for record in cells))
     colors = {v: plt.get_cmap("tab10")(i % 10) for i, v in enumerate(variants)}
     paths = []
@@ -637,7 +620,7 @@ def write_plots(results: Mapping[str, Any], out_dir: str, dpi: int = 100) -> lis
     ax.grid(alpha=0.3)
     fig.tight_layout()
     paths.append(os.path.join(out_dir, THROUGHPUT_PNG))
-    _save(fig, paths[-1], dpi)
+    plotting.save_figure(fig, paths[-1], dpi)
 
     panels = list(dict.fromkeys((record["env"], record["reward_scale"]) for record in cells))
     columns = min(4, len(panels))
@@ -663,7 +646,7 @@ def write_plots(results: Mapping[str, Any], out_dir: str, dpi: int = 100) -> lis
     fig.suptitle(f"{results['grid']['name']}: median and interquartile range over seeds", fontsize=10)
     fig.tight_layout()
     paths.append(os.path.join(out_dir, CURVES_PNG))
-    _save(fig, paths[-1], dpi)
+    plotting.save_figure(fig, paths[-1], dpi)
 
     found = {name for row in summary for name, value in row["pathology_share"].items() if value > 0}
     names = [name for row in summary[:1] for name in row["pathology_share"] if name in found]  # detector order
@@ -682,7 +665,7 @@ def write_plots(results: Mapping[str, Any], out_dir: str, dpi: int = 100) -> lis
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     paths.append(os.path.join(out_dir, PATHOLOGIES_PNG))
-    _save(fig, paths[-1], dpi)
+    plotting.save_figure(fig, paths[-1], dpi)
     return paths
 
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from jaxppo.run_io import atomic_write_bytes
 
-__all__ = ["DIAGNOSTIC_KEYS", "learning_curve_png", "diagnostics_png", "save_figure", "moving_average",
+__all__ = ["DIAGNOSTIC_KEYS", "learning_curve_png", "diagnostics_png", "pyplot", "save_figure", "moving_average",
            "auto_smoothing"]
 
 # Shown in this order when present in the metrics (PPO has policy_loss, DQN td_loss, ...).
@@ -36,7 +36,8 @@ DIAGNOSTIC_KEYS: tuple[str, ...] = (
 )
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib's pyplot on the Agg backend, imported on first use (importing jaxppo loads no matplotlib)."""
     import matplotlib
 
     matplotlib.use("Agg")  # never needs a display
@@ -84,9 +85,10 @@ def plotted_series(metrics: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 
 def save_figure(fig, path: str, dpi: int = 100) -> None:
+    """``fig`` written to ``path`` as a PNG in one atomic write, then closed."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi)
-    _pyplot().close(fig)
+    pyplot().close(fig)
     atomic_write_bytes(path, buffer.getvalue())
 
 
@@ -125,7 +127,7 @@ def learning_curve_png(path: str, env_steps: np.ndarray, episode_return: np.ndar
     ``groups`` (a sweep's settings): ``(label, rows)`` pairs, one band per setting over its own seeds,
     never one band pooled over different settings; the evaluations are then left out.
     """
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.2))
     num_seeds = episode_return.shape[0]
     window = auto_smoothing(episode_return.shape[-1]) if smooth is None else max(1, int(smooth))
@@ -174,7 +176,7 @@ def diagnostics_png(path: str, env_steps: np.ndarray, metrics: Mapping[str, np.n
     present = [k for k in keys if k in metrics]
     if not present:
         present = [k for k in sorted(metrics) if k not in ("episode_return", "episode_length")][:9]
-    plt = _pyplot()
+    plt = pyplot()
     columns = 3 if len(present) > 4 else max(len(present), 1)
     rows = max(1, -(-len(present) // columns))
     fig, axes = plt.subplots(rows, columns, figsize=(4.0 * columns, 2.8 * rows), squeeze=False)

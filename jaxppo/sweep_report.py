@@ -130,9 +130,9 @@ def sweep_markdown(table: Mapping[str, Any]) -> str:
 
 def sweep_png(path: str, table: Mapping[str, Any], dpi: int = 100) -> None:
     """One panel per swept field: each setting's final-return IQM (with its 95% CI) at its value."""
-    from jaxppo.plotting import _pyplot, save_figure
+    from jaxppo.plotting import pyplot, save_figure
 
-    plt = _pyplot()
+    plt = pyplot()
     names = table["axes"][:-1]
     fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 3.4), squeeze=False)
     for ax, name in zip(axes[0], names):

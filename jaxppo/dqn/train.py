@@ -44,7 +44,7 @@ import optax
 from flax import struct
 
 from jaxppo import running_stats as rs
-from jaxppo.algorithm import Algorithm
+from jaxppo.algorithm import Algorithm, bind_algorithm
 from jaxppo.config import DQNConfig
 from jaxppo.dqn import buffer as replay
 from jaxppo.dqn import losses
@@ -555,14 +555,5 @@ def evaluate(ctx, state, key: jax.Array) -> dict[str, jax.Array]:
 
 def make_algorithm(config: DQNConfig, env: Any = None, env_params: Any = None) -> Algorithm:
     """Binds a config and an environment into the pure functions of ``jaxppo.algorithm.Algorithm``."""
-    ctx = make_context(config, env, env_params)
-    return Algorithm(
-        config=config,
-        init=functools.partial(init_state, ctx),
-        run_updates=functools.partial(run_updates, ctx),
-        evaluate=functools.partial(evaluate, ctx),
-        policy_of=policy_of,
-        act=functools.partial(act, ctx),
-        env=ctx.env,
-        env_params=ctx.env_params,
-    )
+    return bind_algorithm(make_context(config, env, env_params), init=init_state, run_updates=run_updates,
+                          evaluate=evaluate, policy_of=policy_of, act=act)

@@ -42,7 +42,7 @@ from flax import struct
 
 from jaxppo import diagnostics, shuffle
 from jaxppo import running_stats as rs
-from jaxppo.algorithm import Algorithm
+from jaxppo.algorithm import Algorithm, bind_algorithm
 from jaxppo.config import PPOConfig
 from jaxppo.envs.core import has_action_mask, legal_actions
 from jaxppo.envs.evaluation import greedy_episodes
@@ -797,15 +797,6 @@ def evaluate(ctx, state, key: jax.Array) -> dict[str, jax.Array]:
 def make_algorithm(config: PPOConfig, env: Any = None, env_params: Any = None) -> Algorithm:
     """Binds a config and an environment into the pure functions of ``jaxppo.algorithm.Algorithm``."""
     ctx = make_context(config, env, env_params)
-    return Algorithm(
-        config=config,
-        init=functools.partial(init_state, ctx),
-        run_updates=functools.partial(run_updates, ctx),
-        evaluate=functools.partial(evaluate, ctx),
-        policy_of=policy_of,
-        act=functools.partial(act, ctx),
-        env=ctx.env,
-        env_params=ctx.env_params,
-        initial_memory=functools.partial(initial_policy_memory, ctx) if ctx.recurrent else None,
-        act_with_memory=functools.partial(act_with_memory, ctx) if ctx.recurrent else None,
-    )
+    return bind_algorithm(ctx, init=init_state, run_updates=run_updates, evaluate=evaluate, policy_of=policy_of,
+                          act=act, initial_memory=initial_policy_memory if ctx.recurrent else None,
+                          act_with_memory=act_with_memory if ctx.recurrent else None)

@@ -56,8 +56,7 @@ def make_train(total_timesteps: int):
         policy = actor.apply(net["actor"], obs)
         surrogate = clipped_policy_loss(log_prob(policy, action), old_log_prob,
                                         normalize_advantages(advantage, 1e-8), CLIP).loss
-        # PureJaxRL's clipped value loss. Unclipped, the critic's gradient on returns near 100 dominates the
-        # global norm that max_grad_norm clips, and the actor's share of each step shrinks to almost nothing.
+        # PureJaxRL's clipped value loss (docs/building_blocks.md measures what leaving it out cost).
         critic_loss, _ = value_loss(critic.apply(net["critic"], obs), old_value, target, clipping="absolute",
                                     clip_epsilon=CLIP)
         return surrogate + VALUE_COEF * critic_loss - ENTROPY_COEF * jnp.mean(entropy(policy))

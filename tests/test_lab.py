@@ -177,7 +177,10 @@ def test_reward_scales_share_one_program_that_gives_what_their_own_programs_give
                 np.load(tmp_path / "separate" / lab.CELLS_DIR / (cell.file_stem + ".npz")) as y:
             assert set(x.files) == set(y.files)
             for name in x.files:
-                np.testing.assert_allclose(x[name], y[name], rtol=2e-5, atol=1e-6 * cell.reward_scale, err_msg=name)
+                # Return-unit metrics scale with the rewards; the policy loss (normalised advantages) does
+                # not, and its near-zero mean carries float32 rounding of its O(1) terms at every scale.
+                np.testing.assert_allclose(x[name], y[name], rtol=2e-5, atol=max(1e-6 * cell.reward_scale, 1e-7),
+                                           err_msg=name)
         assert a["per_seed"]["healthy"] == b["per_seed"]["healthy"]
 
 

@@ -9,13 +9,11 @@ import math
 from typing import Any, Callable, Mapping, NamedTuple, Optional, Sequence
 
 import jax
-import jax.numpy as jnp
 from jax.sharding import NamedSharding, PartitionSpec
 
 from jaxppo.config import _nearest_key
 from jaxppo.parallel import SEED_AXIS, SeedLayout, seed_keys
-from jaxppo.programs import (compile_lanes, lane_keys, lane_program, make_algorithm, stack_configs,
-                             train_to_end)
+from jaxppo.programs import (compile_lanes, lane_configs, lane_keys, lane_program, make_algorithm, train_to_end)
 
 __all__ = ["train", "sweep", "SweepResult", "check_grid",
            "sweep_lanes", "grid_settings"]
@@ -136,10 +134,7 @@ def sweep_lanes(config: Any, grid: Mapping[str, Sequence[Any]], num_seeds: int, 
             configs.append(config.replace(**point))
         except ValueError as error:
             raise ValueError(f"grid point {point}: {error}") from None
-    stacked = stack_configs(configs)
-    lane_configs = jax.tree.map(lambda x: jnp.repeat(x, num_seeds, axis=0), stacked)
-    keys = lane_keys(seed, num_seeds, len(configs))
-    return names, values, lane_configs, keys
+    return names, values, lane_configs(configs, num_seeds), lane_keys(seed, num_seeds, len(configs))
 
 
 def sweep(config: Any, grid: Mapping[str, Sequence[float]], num_seeds: int = 1, seed: int = 0, env: Any = None,
@@ -151,14 +146,14 @@ def sweep(config: Any, grid: Mapping[str, Sequence[float]], num_seeds: int = 1, 
     (settings x seeds) are spread over ``devices`` like seeds in ``train``. Results equal separate
     ``train`` calls to float32 rounding: here the hyperparameters are traced values, there constants.
     """
-    names, values, lane_configs, keys = sweep_lanes(config, grid, num_seeds, seed)
+    names, values, configs_per_lane, keys = sweep_lanes(config, grid, num_seeds, seed)
     layout = SeedLayout.for_lanes(int(keys.shape[0]), devices)
     if env is None and env_params is None:
         program = _compiled_sweep(layout.mesh)
     else:
         program = compile_lanes(lane_program(train_to_end, make_algorithm(config, env, env_params), stacked=True),
                                 layout.platform, layout.sharding)
-    state, metrics = unpad_lanes(layout, program(layout.place(lane_configs), layout.place(keys)))
+    state, metrics = unpad_lanes(layout, program(layout.place(configs_per_lane), layout.place(keys)))
     leading = tuple(len(values[name]) for name in names) + (num_seeds,)
     unflatten = lambda x: x.reshape(leading + x.shape[1:])  # noqa: E731
     return SweepResult(names + ("seed",), values, jax.tree.map(unflatten, state), jax.tree.map(unflatten, metrics))

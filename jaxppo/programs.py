@@ -27,7 +27,7 @@ from jaxppo.config import DQNConfig, PPOConfig
 from jaxppo.parallel import evaluation_keys, seed_keys
 
 __all__ = ["make_algorithm", "make_train", "stack_configs", "program_signature", "seed_keys", "lane_keys",
-           "lane_evaluation_keys", "train_to_end", "lane_program", "compile_lanes", "train_stacked"]
+           "lane_configs", "lane_evaluation_keys", "train_to_end", "lane_program", "compile_lanes", "train_stacked"]
 
 
 def make_algorithm(config: Any, env: Any = None, env_params: Any = None) -> Algorithm:
@@ -109,6 +109,12 @@ def lane_keys(seed: int, num_seeds: int, num_settings: int = 1) -> jax.Array:
     return jnp.tile(seed_keys(seed, num_seeds), (num_settings, 1))
 
 
+def lane_configs(configs: Sequence[Any], num_seeds: int) -> Any:
+    """``configs`` stacked (``stack_configs``) and each repeated ``num_seeds`` times, laid out like
+    ``lane_keys``: lane ``g * num_seeds + s`` trains ``configs[g]``."""
+    return jax.tree.map(lambda x: jnp.repeat(x, num_seeds, axis=0), stack_configs(list(configs)))
+
+
 def lane_evaluation_keys(seed: int, num_seeds: int, update: int, num_settings: int = 1) -> jax.Array:
     """Evaluation keys after ``update`` updates, laid out like ``lane_keys``."""
     return jnp.tile(evaluation_keys(seed, num_seeds, update), (num_settings, 1))
@@ -154,8 +160,7 @@ def train_stacked(configs: Sequence[Any], keys: jax.Array) -> tuple[dict[str, np
         args: tuple = (None, keys)
     else:
         program = compile_lanes(lane_program(train_to_end, stacked=True))
-        lane_configs = jax.tree.map(lambda x: jnp.repeat(x, num_seeds, axis=0), stack_configs(list(configs)))
-        args = (lane_configs, jnp.tile(keys, (num_configs, 1)))
+        args = (lane_configs(configs, num_seeds), jnp.tile(keys, (num_configs, 1)))
     start = time.perf_counter()
     compiled = program.lower(*args).compile()
     compile_s = time.perf_counter() - start

@@ -266,7 +266,7 @@ def test_missing_grid_names_the_nearest_bundled_grid(capsys, tmp_path):
 def test_readme_tables_are_generated_from_results_json(interrupted_then_resumed, tmp_path):
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("lab_tables", os.path.join(REPO, "benchmarks", "lab_tables.py"))
+    spec = importlib.util.spec_from_file_location("lab_tables", os.path.join(REPO, "tools", "lab_tables.py"))
     lab_tables = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(lab_tables)
     shutil.copytree(interrupted_then_resumed["out_dir"], tmp_path / "lab" / "report000")

@@ -1,6 +1,6 @@
 """Markdown tables of the diagnosis benchmark's JSON (for docs/stability.md).
 
-    python benchmarks/diagnosis/table.py benchmarks/results/diagnosis_cpu_8seeds.json \
+    python tools/diagnosis_table.py benchmarks/results/diagnosis_cpu_8seeds.json \
         [benchmarks/results/diagnosis_verify_cpu_8seeds.json]
 """
 

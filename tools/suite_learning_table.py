@@ -1,6 +1,6 @@
 """Rewrite the learning table in docs/envs.md from the committed suite-learning JSON.
 
-    python benchmarks/suite_learning_table.py
+    python tools/suite_learning_table.py
 
 Reads every ``benchmarks/results/suite_learning_*.json`` (written by ``suite_learning.py``); for each
 task the newest file that ran it supplies its row. The table goes between the suite-learning markers.
@@ -12,15 +12,15 @@ import glob
 import json
 import os
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RESULTS = os.path.join(ROOT, "benchmarks", "results")
 BEGIN, END = "<!-- suite-learning:begin -->", "<!-- suite-learning:end -->"
 
 
 def latest_rows() -> list[tuple[dict, dict, str]]:
     """``(run row, file, file name)`` per task, from the newest file that measured it."""
     rows: dict[str, tuple[dict, dict, str]] = {}
-    for path in glob.glob(os.path.join(HERE, "results", "suite_learning_*.json")):
+    for path in glob.glob(os.path.join(RESULTS, "suite_learning_*.json")):
         with open(path) as f:
             data = json.load(f)
         for run in data.get("runs", []):
@@ -34,7 +34,7 @@ def random_returns() -> dict[str, float]:
     """The measured random-policy returns (``benchmarks/diagnose_advice.py --random-returns-of``)."""
     out = {}
     for name in ("random_policy_returns.json", "random_policy_returns_suites.json"):
-        path = os.path.join(HERE, "results", name)
+        path = os.path.join(RESULTS, name)
         if os.path.exists(path):
             with open(path) as f:
                 out.update({env: row["mean"] for env, row in json.load(f)["returns"].items()})

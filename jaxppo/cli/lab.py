@@ -11,7 +11,7 @@ from jaxppo.cli.common import UsageError
 _LAB_EPILOG = """\
 GRID is a YAML file or the name of a bundled grid (configs/lab/: report000 ... report004,
 reward_scale, reward_scale_acrobot, reward_scale_pendulum, reward_scale_intrusion, reward_scale_dqn, dqn_default,
-implementation_details). It names a base config, the environments, the reward scales and the
+value_head_init, implementation_details). It names a base config, the environments, the reward scales and the
 variants (each a set of config overrides); docs/lab.md has the format.
 Each (variant, env, reward scale) trains all seeds in one compiled program. Outputs in DIR:
 results.json, results.md, cells/*.npz (per-seed metrics), stability_vs_throughput.png,

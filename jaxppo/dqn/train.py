@@ -355,9 +355,9 @@ def dqn_loss(params: Any, target_params: Any, ctx: DQNContext, batch: replay.Tra
     the TD-target clip are divided by it, and the Q diagnostics are multiplied back into return units.
     """
     cfg = ctx.config
-    # Separate passes, not one pass over [obs; next_obs]: on the 2-core CPU the concatenation cost 15%
-    # of a 128-seed CartPole program (40.9k against 35.1k env steps/s), and for double DQN it also ran
-    # the online network's backward pass over the next_obs half, whose gradient is zero.
+    # Separate passes, not one pass over [obs; next_obs]: the concatenation was slower on the CPU
+    # (docs/dqn.md has the measurement), and for double DQN it also ran the online network's backward
+    # pass over the next_obs half, whose gradient is zero.
     q_target_next = losses.mask_q_values(jax.lax.stop_gradient(ctx.network.apply(target_params, batch.next_obs)),
                                          batch.next_action_mask)
     agreement_rows = min(GREEDY_AGREEMENT_ROWS, batch.obs.shape[0])

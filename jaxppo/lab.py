@@ -41,7 +41,8 @@ import numpy as np
 import yaml
 
 from jaxppo import config as config_lib
-from jaxppo import machine, plotting, programs
+from jaxppo import machine as machine_lib
+from jaxppo import plotting, programs
 from jaxppo.run_io import RunInputError, atomic_write_json, atomic_write_npz, atomic_write_text
 
 __all__ = [
@@ -413,7 +414,7 @@ def run(grid: Grid | str, num_seeds: Optional[int] = None, out_dir: Optional[str
 
     results: dict[str, Any] = {
         "grid": grid.to_dict(),
-        "machine": previous.get("machine") or machine.describe(),
+        "machine": previous.get("machine") or machine_lib.describe(),
         "started_utc": previous.get("started_utc") or datetime.datetime.now(datetime.timezone.utc).isoformat(),
         "cells": [],
     }
@@ -427,7 +428,7 @@ def run(grid: Grid | str, num_seeds: Optional[int] = None, out_dir: Optional[str
     from tqdm.auto import tqdm
 
     keys = programs.seed_keys(grid.seed, grid.num_seeds)
-    commit = machine.git_commit()
+    commit = machine_lib.git_commit()
     on_cpu = jax.default_backend() == "cpu"
     bar = tqdm(total=len(grid.cells), initial=len(records), unit="cell", disable=not progress,
                desc=f"lab {grid.name}")
@@ -437,7 +438,7 @@ def run(grid: Grid | str, num_seeds: Optional[int] = None, out_dir: Optional[str
             if not todo:
                 continue
             bar.set_postfix_str(f"{todo[0].variant} on {todo[0].env} ({len(todo)} cell(s), {grid.num_seeds} seeds)")
-            load = machine.load_average()
+            load = machine_lib.load_average()
             metrics, compile_s, run_s, run_cpu_s = _train_group([cell.config for cell in todo], keys)
             env_steps = sum(c.config.num_updates * c.config.steps_per_update for c in todo) * grid.num_seeds
             program = {"cells": [c.cell_id for c in todo], "compile_s": compile_s, "run_s": run_s,
@@ -532,8 +533,7 @@ def markdown_report(results: Mapping[str, Any]) -> str:
         f"{len(cells)} of {len(grid['variants']) * len(grid['envs']) * len(grid['reward_scales'] or [1])} cells "
         f"finished; {grid['num_seeds']} seeds per cell (seed {grid['seed']}); env steps per seed: "
         f"{', '.join(f'{b:,}' for b in budgets) or 'n/a'}. Machine: "
-        f"{machine.get('cpu_model') or machine.get('device_kind', '?')} ({machine.get('jax_backend', '?')}, "
-        f"{machine.get('cpu_count_usable', '?')} CPUs). "
+        f"{machine_lib.short_description(machine)}. "
         "Final return: per seed, the mean episode return over the last 10% of updates that finished an "
         "episode, in the env's reward units (divided by the reward scale); IQM with a 95% bootstrap "
         "interval over seeds. Env steps/s and compile time are per program "

@@ -14,7 +14,7 @@ import subprocess
 import sys
 from typing import Any, Optional
 
-__all__ = ["describe", "git_commit", "load_average", "cpu_model", "cpu_vector_extensions"]
+__all__ = ["describe", "short_description", "git_commit", "load_average", "cpu_model", "cpu_vector_extensions"]
 
 _VECTOR_EXTENSIONS = {"avx", "avx2", "fma", "avx512f", "avx512_bf16", "amx_tile"}
 
@@ -92,3 +92,13 @@ def describe() -> dict[str, Any]:
         "xla_flags": os.environ.get("XLA_FLAGS", ""),
         "git_commit": git_commit(),
     }
+
+
+def short_description(record: dict[str, Any]) -> str:
+    """``"AMD EPYC (cpu, 2 CPUs)"`` from a ``describe()`` record, or from the older records jaxppo's lab
+    wrote before this module (keys ``processor``, ``device``, ``cpu_count``), so tables regenerated from
+    either read the same."""
+    name = next((record[key] for key in ("cpu_model", "processor", "device_kind", "device") if record.get(key)), "?")
+    cpus = next((record[key] for key in ("cpu_count_usable", "cpu_count_logical", "cpu_count")
+                 if record.get(key) is not None), "?")
+    return f"{name} ({record.get('jax_backend', '?')}, {cpus} CPUs)"

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import yaml
 
-from jaxppo import PPOConfig, cli, lab
+from jaxppo import PPOConfig, cli, lab, machine
 from jaxppo import config as config_module
 from jaxppo.config import configs_dir as real_configs_dir
 from jaxppo.diagnosis.core import PATHOLOGIES, diagnose
@@ -280,3 +280,16 @@ def test_readme_tables_are_generated_from_results_json(interrupted_then_resumed,
         row = next(line for line in text.splitlines() if f"| {record['variant']} | CartPole-v1 (x1) |" in line)
         assert f"| {100 * failed / 2:.0f}% ({failed}/2) |" in row
     assert "not run yet (`jaxppo lab report004`)" in text
+
+
+def test_results_tables_name_the_machine_of_new_and_older_records():
+    # A describe() record, as the lab writes it now...
+    now = machine.describe()
+    assert machine.short_description(now) == f"{now['cpu_model']} ({now['jax_backend']}, {now['cpu_count_usable']} CPUs)"
+    # ...and a record in the keys the lab wrote before jaxppo.machine (the committed docs/lab/report000 has one),
+    # which `jaxppo lab --tables-only` must still describe instead of printing "?".
+    with open(os.path.join(REPO, "docs", "lab", "report000", "results.json"), encoding="utf-8") as handle:
+        older = json.load(handle)["machine"]
+    assert "cpu_model" not in older
+    assert machine.short_description(older) == f"{older['processor']} ({older['jax_backend']}, {older['cpu_count']} CPUs)"
+    assert "?" not in machine.short_description(older)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import functools
 import itertools
@@ -34,8 +35,8 @@ def train(config: Any, num_seeds: int = 1, seed: int = 0, env: Any = None,
     if env is None and env_params is None:
         program = _compiled_train(config, layout.mesh)
     else:
-        program = compile_lanes(lane_program(train_to_end, make_algorithm(config, env, env_params)),
-                                layout.platform, layout.sharding)
+        program = _user_env_program(("train", config, layout.mesh), env, env_params, lambda: compile_lanes(
+            lane_program(train_to_end, make_algorithm(config, env, env_params)), layout.platform, layout.sharding))
     return unpad_lanes(layout, program(None, keys))
 
 
@@ -44,6 +45,28 @@ def _compiled_train(config: Any, mesh: Any) -> Callable[[Any, jax.Array], tuple[
     """One jitted, seed-vmapped program per (hashable, frozen) config and mesh, so repeated calls do not retrace."""
     return compile_lanes(lane_program(train_to_end, make_algorithm(config)), _mesh_platform(mesh),
                          NamedSharding(mesh, PartitionSpec(SEED_AXIS)))
+
+
+_USER_ENV_PROGRAMS: "collections.OrderedDict[tuple, tuple[Any, Any, Callable]]" = collections.OrderedDict()
+_USER_ENV_PROGRAMS_KEPT = 8
+
+
+def _user_env_program(key: tuple, env: Any, env_params: Any, build: Callable[[], Callable]) -> Callable:
+    """The program ``build()`` makes around a user's env object, reused while the same objects come back.
+
+    Env objects need not be hashable, so entries are keyed by their identities; each entry holds its
+    objects, so no other object can take their ids while it lives, and ``is`` confirms a hit. An env
+    object is taken to be unchanged between calls (gymnax envs are stateless)."""
+    full_key = key + (id(env), id(env_params))
+    hit = _USER_ENV_PROGRAMS.get(full_key)
+    if hit is not None and hit[0] is env and hit[1] is env_params:
+        _USER_ENV_PROGRAMS.move_to_end(full_key)
+        return hit[2]
+    program = build()
+    _USER_ENV_PROGRAMS[full_key] = (env, env_params, program)
+    while len(_USER_ENV_PROGRAMS) > _USER_ENV_PROGRAMS_KEPT:
+        _USER_ENV_PROGRAMS.popitem(last=False)
+    return program
 
 
 def _mesh_platform(mesh: Any) -> str:
@@ -151,8 +174,9 @@ def sweep(config: Any, grid: Mapping[str, Sequence[float]], num_seeds: int = 1, 
     if env is None and env_params is None:
         program = _compiled_sweep(layout.mesh)
     else:
-        program = compile_lanes(lane_program(train_to_end, make_algorithm(config, env, env_params), stacked=True),
-                                layout.platform, layout.sharding)
+        program = _user_env_program(("sweep", config, layout.mesh), env, env_params, lambda: compile_lanes(
+            lane_program(train_to_end, make_algorithm(config, env, env_params), stacked=True), layout.platform,
+            layout.sharding))
     state, metrics = unpad_lanes(layout, program(layout.place(configs_per_lane), layout.place(keys)))
     leading = tuple(len(values[name]) for name in names) + (num_seeds,)
     unflatten = lambda x: x.reshape(leading + x.shape[1:])  # noqa: E731

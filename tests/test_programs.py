@@ -4,6 +4,7 @@ the same numbers for the same seeds, because they all vmap ``train_to_end``/``ru
 
 from __future__ import annotations
 
+import gymnax
 import numpy as np
 
 import jaxppo
@@ -49,3 +50,43 @@ def test_lane_keys_give_every_setting_the_same_seeds():
     later = np.asarray(programs.lane_evaluation_keys(3, 4, update=10, num_settings=2))
     np.testing.assert_array_equal(later[:4], np.asarray(jaxppo.parallel.evaluation_keys(3, 4, 10)))
     assert not np.array_equal(later[:4], keys[:4])
+
+
+class _CountingEnv:
+    """CartPole behind its public interface, counting how often its ``step`` is traced."""
+
+    def __init__(self):
+        self.inner, self.default_params = gymnax.make("CartPole-v1")
+        self.traces = 0
+
+    def reset(self, key, params):
+        return self.inner.reset(key, params)
+
+    def step(self, key, state, action, params):
+        self.traces += 1  # runs at trace time only
+        return self.inner.step(key, state, action, params)
+
+    def action_space(self, params):
+        return self.inner.action_space(params)
+
+    def observation_space(self, params):
+        return self.inner.observation_space(params)
+
+
+def test_a_users_env_object_is_compiled_once_for_repeated_calls():
+    config = apply_overrides(PPOConfig(), TINY)
+    env = _CountingEnv()
+    first = jaxppo.train(config, num_seeds=2, env=env, env_params=env.default_params)[1]["episode_return"]
+    traced = env.traces
+    assert traced > 0
+    again = jaxppo.train(config, num_seeds=2, env=env, env_params=env.default_params)[1]["episode_return"]
+    assert env.traces == traced  # the same objects: the compiled program is reused, not traced again
+    np.testing.assert_array_equal(first, again)
+    grid = {"learning_rate": [1e-4, 1e-3]}
+    jaxppo.sweep(config, grid, num_seeds=2, env=env, env_params=env.default_params)
+    traced = env.traces
+    jaxppo.sweep(config, grid, num_seeds=2, env=env, env_params=env.default_params)
+    assert env.traces == traced
+    other = _CountingEnv()  # another object: its own program
+    jaxppo.train(config, num_seeds=2, env=other, env_params=other.default_params)
+    assert other.traces > 0

@@ -1,6 +1,7 @@
-"""Memory tasks: recurrent PPO against the feed-forward policy with the same config and budget.
+"""Memory tasks: recurrent PPO and DQN against the feed-forward policy with the same config and budget.
 
     python benchmarks/memory_tasks.py --seeds 16 --output benchmarks/results/memory_tasks_cpu.json
+    python benchmarks/memory_tasks.py --tasks dqn/MemoryChain-bsuite --seeds 16 --output ...
 
 For each task (a shipped recurrent config and its env steps) both policies train the same seeds
 (``split(PRNGKey(seed), seeds)``) as one program each; the JSON records every seed's final return
@@ -26,9 +27,11 @@ from jaxppo.diagnosis.core import diagnose, env_facts, final_returns  # noqa: E4
 from jaxppo.run_io import atomic_write_json  # noqa: E402
 from jaxppo.stats import summarize_seeds  # noqa: E402
 
-TASKS = {  # config, env steps per seed for this CPU
-    "MemoryChain-bsuite": ("ppo_memorychain_gru", 51_200),
-    "CartPole-NoVelocity-v1": ("ppo_cartpole_novelocity_gru", 102_400),
+TASKS = {  # algorithm/env: config, env steps per seed for this CPU
+    "ppo/MemoryChain-bsuite": ("ppo_memorychain_gru", 51_200),
+    "ppo/CartPole-NoVelocity-v1": ("ppo_cartpole_novelocity_gru", 102_400),
+    "dqn/MemoryChain-bsuite": ("dqn_memorychain_gru", 100_000),
+    "dqn/CartPole-NoVelocity-v1": ("dqn_cartpole_novelocity_gru", 100_000),
 }
 
 
@@ -36,7 +39,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=16)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--tasks", nargs="*", default=list(TASKS))
+    parser.add_argument("--tasks", nargs="*", default=list(TASKS), choices=list(TASKS))
     parser.add_argument("--output", required=True)
     args = parser.parse_args()
     out: dict[str, Any] = {"benchmark": "memory_tasks", "machine": common.machine_info(),
@@ -51,7 +54,7 @@ def main() -> None:
             finals = final_returns(metrics)
             solved = env_facts(config).solved_return
             diagnosis = diagnose(metrics, config)
-            row = {"task": task, "config": name, "memory": memory, "env_steps": config.total_timesteps,
+            row = {"task": task.split("/", 1)[1], "algorithm": config.algorithm, "config": name, "memory": memory, "env_steps": config.total_timesteps,
                    "final_return": summarize_seeds(finals), "per_seed": [float(x) for x in finals],
                    "solved_return": solved, "solved_seeds": int(sum(x >= solved for x in finals)),
                    "healthy_seeds": int(diagnosis.num_healthy),

@@ -23,7 +23,8 @@ class Algorithm(NamedTuple):
       rollout-and-learn iterations in one ``lax.scan``; metrics are a dict of arrays whose leading axis
       is the update index.
     * ``evaluate(state, key) -> {"eval_return": [E], "eval_length": [E]}``: one episode on each of
-      ``config.run.eval_episodes`` fresh environments with the greedy / deterministic policy.
+      ``config.run.eval_episodes`` fresh environments with the greedy / deterministic policy (recurrent
+      policies add ``eval_return_memory_wiped``, the same episodes with the memory wiped at every step).
     * ``policy_of(state) -> policy``: the small pytree acting needs (parameters, observation statistics).
     * ``act(policy, obs, key, deterministic) -> action`` for a single observation or a batch.
     * recurrent policies only (else None): ``initial_memory(batch_shape) -> memory`` and

@@ -304,6 +304,13 @@ class DQNConfig:
     hidden_sizes: tuple[int, ...] = static((120, 84))
     activation: str = static("relu")
     torso: str = static("mlp")  # mlp | conv (MinAtar)
+    # Memory: "gru" gives the Q-network a GRU after its first layer, and learning replays stored sequences
+    # (R2D2's recipe: each step's memory is stored, burn_in steps replayed without a gradient refresh it,
+    # the TD loss is taken on the next sequence_length steps; docs/memory.md). batch_size counts sequences.
+    memory: str = static("none")  # none | gru
+    memory_size: int = static(128)
+    sequence_length: int = static(16)
+    burn_in: int = static(8)
     # Modes.
     target_update: str = static("hard")  # hard | polyak
     double_dqn: bool = static(False)
@@ -371,6 +378,25 @@ class DQNConfig:
             raise ValueError(f"hidden_sizes={self.hidden_sizes!r} must be a non-empty list of positive ints.")
         _check_choice("activation", self.activation, _ACTIVATIONS)
         _check_choice("torso", self.torso, ("mlp", "conv"))
+        _check_choice("memory", self.memory, ("none", "gru"))
+        for name in ("memory_size", "sequence_length"):
+            _check_positive_int(name, getattr(self, name))
+        if not isinstance(self.burn_in, int) or self.burn_in < 0:
+            raise ValueError(f"burn_in={self.burn_in!r} must be a non-negative integer.")
+        if self.memory != "none":
+            window = self.burn_in + self.sequence_length
+            if self.buffer_size % self.num_envs:
+                raise ValueError(
+                    f"memory={self.memory!r} replays each env's own stream of steps, so buffer_size={self.buffer_size} "
+                    f"must be a multiple of num_envs={self.num_envs}.")
+            if self.buffer_size // self.num_envs < window:
+                raise ValueError(
+                    f"memory={self.memory!r}: each env keeps buffer_size/num_envs = {self.buffer_size // self.num_envs} "
+                    f"steps, fewer than one replayed sequence (burn_in + sequence_length = {window}); raise buffer_size.")
+            if self.learning_starts < self.num_envs * window:
+                raise ValueError(
+                    f"memory={self.memory!r}: learning_starts={self.learning_starts} must cover one replayed sequence "
+                    f"per env (num_envs * (burn_in + sequence_length) = {self.num_envs * window}); raise learning_starts.")
         _check_choice("target_update", self.target_update, ("hard", "polyak"))
         _check_choice("loss", self.loss, ("mse", "huber"))
         _check_choice("value_target_transform", self.value_target_transform, ("off", "symlog"))

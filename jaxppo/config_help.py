@@ -25,6 +25,7 @@ COMMON = {
     "env_reward_scale": "every reward multiplied by this before learning (to test a config across scales)",
     "torso": "mlp, or conv: a 3x3 conv over [height, width, channels] observations (MinAtar, grids, pixels) first",
     "action_mask": "apply the env's legal-action mask where it has one (Jumanji): only legal actions are chosen",
+    "memory_size": "GRU units when memory is gru (count)",
     "run": "host-side run settings: chunking, checkpoints, evaluation, metric history",
 }
 
@@ -33,7 +34,6 @@ PPO = {
     "num_epochs": "passes over each rollout's data per update (count)",
     "num_minibatches": "gradient steps per epoch; the rollout is split into this many minibatches (count)",
     "memory": "none, or gru: actor and critic get a GRU after their first layer (docs/memory.md)",
-    "memory_size": "GRU units when memory is gru (count)",
     "return_estimator": "gae or monte_carlo: how value targets and advantages are formed",
     "advantage_normalization": "minibatch, batch or off: where advantages are standardised",
     "value_clipping": "off, absolute or relative: trust region on the critic's change per update",
@@ -59,7 +59,10 @@ PPO = {
 
 DQN = {
     "buffer_size": "replay buffer capacity per seed (transitions)",
-    "batch_size": "transitions per gradient step (count)",
+    "batch_size": "transitions per gradient step; with memory, sequences per gradient step (count)",
+    "memory": "none, or gru: the Q-network gets a GRU after its first layer and learns from replayed sequences",
+    "sequence_length": "with memory: steps of each replayed sequence the TD loss is taken on (steps)",
+    "burn_in": "with memory: steps replayed before each sequence without a gradient, to refresh its stored memory (steps)",
     "learning_starts": "env steps collected before the first gradient step (steps)",
     "train_frequency": "env steps per env between gradient phases (steps)",
     "gradient_steps": "gradient steps per phase (count)",
@@ -78,7 +81,7 @@ DQN = {
 RUN = {
     "updates_per_chunk": "updates per compiled chunk between host round trips (count)",
     "checkpoint_every_chunks": "a checkpoint every this many chunks, and at the end (count)",
-    "eval_interval": "greedy evaluation every this many updates; 0: only at the end (updates)",
+    "eval_interval": "greedy evaluation every this many updates and at the last; 0: none while training (updates)",
     "eval_episodes": "episodes per greedy evaluation, one per fresh env (count)",
     "metrics_every": "per-seed history keeps one column per this many updates (updates)",
 }

@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 
 __all__ = ["activation_fn", "householder_qr", "orthogonal", "ConvTorso", "MLP", "ACTIVATIONS", "replace_output_layer",
-           "ResettableGRU", "initial_memory"]
+           "ResettableGRU", "RecurrentTorso", "initial_memory"]
 
 ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "tanh": jnp.tanh,
@@ -157,6 +157,29 @@ class ResettableGRU(nn.Module):
         memory = jnp.where(reset[..., None], jnp.zeros_like(memory), memory)
         cell = nn.GRUCell(features=self.size, recurrent_kernel_init=orthogonal(1.0))
         return cell(memory, x.astype(jnp.float32))
+
+
+class RecurrentTorso(nn.Module):
+    """Observation -> (conv torso) -> dense embedding -> ``ResettableGRU``: the memory a recurrent head sits
+    on (PPO's actor and critic each have one, DQN's Q-network has one).
+
+    ``(memory [..., size], obs [..., *obs_shape], reset [...]) -> (memory, features)``, both ``[..., size]``.
+    """
+
+    embed_size: int
+    activation: str
+    memory_size: int
+    obs_ndim: int = 1
+    torso: str = "mlp"  # mlp | conv
+
+    @nn.compact
+    def __call__(self, memory: jax.Array, obs: jax.Array, reset: jax.Array) -> tuple[jax.Array, jax.Array]:
+        obs_ndim = self.obs_ndim
+        if self.torso == "conv":
+            obs, obs_ndim = ConvTorso(self.activation)(obs), 1
+        x = obs.reshape(obs.shape[: obs.ndim - obs_ndim] + (-1,)).astype(jnp.float32)
+        x = nn.Dense(self.embed_size, kernel_init=orthogonal(math.sqrt(2.0)), bias_init=nn.initializers.zeros)(x)
+        return ResettableGRU(self.memory_size)(memory, activation_fn(self.activation)(x), reset)
 
 
 def initial_memory(batch_shape: tuple[int, ...], size: int) -> jax.Array:

@@ -22,6 +22,8 @@ from jaxppo.run_records import Records, column_updates, short
 __all__ = [
     "FINAL_RETURN_DEFINITION",
     "diagnose_run",
+    "final_evaluation",
+    "final_run_evaluation",
     "write_summary",
     "render_plots",
     "sweep_groups",
@@ -63,18 +65,38 @@ def _diagnosis_summary(diagnosis: Any, steps_per_update: int, count: int = 3) ->
             "starts": _pathology_starts(diagnosis, steps_per_update)}
 
 
-def diagnose_run(run_dir: str, thresholds: Any = None) -> tuple[Any, dict, Any]:
+def final_evaluation(eval_records: list[dict], num_updates: int) -> Optional[dict[str, list]]:
+    """Per-seed means of the evaluation at the run's last update (``{"eval_return": [S], ...}``), or None
+    when the run did not evaluate there; what ``diagnose(..., evaluation=...)`` judges ``memory_unused`` by."""
+    if not eval_records or eval_records[-1].get("update") != num_updates:
+        return None
+    return {name: value["per_seed"] for name, value in eval_records[-1].items()
+            if isinstance(value, dict) and "per_seed" in value}
+
+
+def final_run_evaluation(run_dir: str, num_updates: int) -> Optional[dict[str, list]]:
+    """``final_evaluation`` of a run directory's ``eval.jsonl`` (None without the file)."""
+    path = os.path.join(run_dir, EVAL_FILE)
+    return final_evaluation(read_jsonl(path), num_updates) if os.path.exists(path) else None
+
+
+def diagnose_run(run_dir: str, thresholds: Any = None, evaluation: Optional[Mapping[str, Any]] = None
+                 ) -> tuple[Any, dict, Any]:
     """``(config, run_info, Diagnosis)`` of a run directory from its ``metrics_per_seed.npz``.
 
     Works on any run directory that has ``config.yaml``, ``run.json`` and the metrics file, including
-    those written before diagnosis existed.
+    those written before diagnosis existed. ``evaluation`` (per-seed final evaluation) defaults to
+    ``eval.jsonl``'s record of the last update, if there is one.
     """
     from jaxppo.diagnosis.core import diagnose
 
     config, run_info = read_run(run_dir)
     try:
         metrics = read_per_seed_metrics(run_dir)
-        return config, run_info, diagnose(metrics, config, thresholds, metrics_every=config.run.metrics_every)
+        if evaluation is None:
+            evaluation = final_run_evaluation(run_dir, config.num_updates)
+        return config, run_info, diagnose(metrics, config, thresholds, metrics_every=config.run.metrics_every,
+                                          evaluation=evaluation)
     except (OSError, ValueError) as error:  # a torn or foreign metrics file is the user's input
         raise RunInputError(f"cannot diagnose {run_dir!r}: {error}") from None
 
@@ -121,7 +143,8 @@ def write_summary(run_dir: str, config: Any, seed: int, num_seeds: int, records:
         "final_return": dict(_return_stats(final_returns(records.valid_per_seed()), solved_return),
                              definition=FINAL_RETURN_DEFINITION),
         "final_eval_return": None,
-        "diagnosis": _diagnosis_summary(diagnose(records.valid_per_seed(), config, metrics_every=records.every),
+        "diagnosis": _diagnosis_summary(diagnose(records.valid_per_seed(), config, metrics_every=records.every,
+                                                 evaluation=final_evaluation(records.eval_records, config.num_updates)),
                                         config.steps_per_update),
         "run_dir": os.path.abspath(run_dir),
     }

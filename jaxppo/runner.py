@@ -48,7 +48,8 @@ from jaxppo.run_dir import (CHECKPOINT_DIR, CONFIG_FILE, CURVE_FILE, DIAGNOSTICS
 from jaxppo.run_io import RunInputError, atomic_write_json, atomic_write_npz, atomic_write_text, atomic_write_yaml
 from jaxppo.run_records import (STATS, Records, aggregate_over_seeds, column_updates, columns_for, empty_records,
                                 eval_record, metric_blocks, metric_lines, short)
-from jaxppo.run_summary import diagnose_run, render_plots, sweep_groups, write_summary
+from jaxppo.run_summary import diagnose_run as diagnose_run_files
+from jaxppo.run_summary import final_run_evaluation, render_plots, sweep_groups, write_summary
 
 __all__ = [
     "DEFAULT_NUM_SEEDS",
@@ -679,6 +680,25 @@ def evaluate_run(run_dir: str, episodes: Optional[int] = None, seed: int = 0, en
     keys = Lanes.of_run(loaded.run_info)._replace(seed=seed).evaluation_keys(loaded.update)
     result = loaded.runner.host(loaded.runner.evaluate(loaded.state, keys))
     return {"update": loaded.update, **{name: np.asarray(values) for name, values in result.items()}}
+
+
+def diagnose_run(run_dir: str, thresholds: Any = None) -> tuple[Any, dict, Any]:
+    """``(config, run_info, Diagnosis)`` of a run directory (``jaxppo.run_summary.diagnose_run``).
+
+    A finished recurrent run whose ``eval.jsonl`` has no evaluation of its last update has its last
+    checkpoint evaluated first (memory carried, and wiped at every step), because ``memory_unused`` is
+    judged from that; nothing is written.
+    """
+    config, _ = read_run(run_dir)
+    evaluation = None
+    if getattr(config, "memory", "none") != "none" and final_run_evaluation(run_dir, config.num_updates) is None:
+        try:
+            result = evaluate_run(run_dir)
+        except RunInputError:  # no checkpoint to evaluate: the metrics alone are diagnosed
+            result = None
+        if result is not None and result["update"] == config.num_updates:
+            evaluation = {name: values for name, values in result.items() if name != "update"}
+    return diagnose_run_files(run_dir, thresholds, evaluation)
 
 
 def evaluation_file(update: int, seed: int = 0) -> str:

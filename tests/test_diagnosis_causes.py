@@ -322,3 +322,41 @@ def test_diagnose_verify_on_a_real_run(tmp_path, capsys):
     # Bad input: one line, exit 2, nothing written.
     assert main(["diagnose", run_dir, "--fraction", "0.5"]) == 2
     assert main(["diagnose", run_dir, "--verify", "--fraction", "1.5"]) == 2
+
+
+def test_memory_unused_is_judged_from_the_final_evaluation_with_the_memory_wiped():
+    """Hand-made: CartPole's span from random (22) to solved (475) is 453, so memory must be worth 45.3 of
+    greedy return. Seed 0 gains 1 from its memory, seed 1 gains 300, seed 2 does better without it."""
+    config = PPOConfig(memory="gru")
+    flat = np.full(U, 30.0)
+    evaluation = {"eval_return": [30.0, 400.0, 30.0], "eval_return_memory_wiped": [29.0, 100.0, 60.0]}
+    diagnosis = diagnose(ppo_metrics(num_seeds=3, returns=flat), config, evaluation=evaluation)
+    unused = [next((f for f in s.findings if f.name == "memory_unused"), None) for s in diagnosis.seeds]
+    assert unused[0] is not None and unused[0].severity == "failure" and unused[2] is not None and unused[1] is None
+    assert unused[0].evidence["memory_benefit"] == pytest.approx(1.0)
+    assert unused[0].evidence["needed_benefit"] == pytest.approx(0.1 * (475 - 22), rel=0.05)
+    assert diagnosis.counts["memory_unused"] == 2
+    assert "memory_unused" not in names(diagnose(ppo_metrics(num_seeds=3, returns=flat), config).seeds[0])
+    # On a seed that solved, memory it does not need is a warning, not a failure.
+    solved = diagnose(ppo_metrics(num_seeds=1), config, evaluation={"eval_return": [500.0],
+                                                                    "eval_return_memory_wiped": [500.0]})
+    assert names(solved.seeds[0], "warning") == ["memory_unused"] and solved.seeds[0].healthy
+
+
+@pytest.mark.slow
+def test_a_trained_recurrent_policy_loses_its_memorychain_return_when_its_memory_is_wiped(tmp_path):
+    """A real run: recurrent PPO solves MemoryChain (2 seeds x 51,200 steps); played again with the memory
+    wiped at every step it falls to the chance level 0 (the closed form of a memoryless policy's return),
+    so the diagnosis, judging the run directory's final evaluation, finds its memory in use."""
+    from jaxppo import runner
+    from jaxppo.run_summary import final_run_evaluation
+
+    config = jaxppo.apply_overrides(jaxppo.load_config("ppo_memorychain_gru"),
+                                    ["total_timesteps=51200", "run.eval_interval=100", "run.eval_episodes=64"])
+    run_dir = str(tmp_path / "run")
+    runner.train_run(config, run_dir, num_seeds=2, progress=False, echo=lambda _: None)
+    _, _, diagnosis = runner.diagnose_run(run_dir)
+    evaluation = final_run_evaluation(run_dir, config.num_updates)
+    assert np.all(np.asarray(evaluation["eval_return"]) >= 0.9)
+    assert np.all(np.abs(evaluation["eval_return_memory_wiped"]) <= 0.5)
+    assert not any(f.name == "memory_unused" for s in diagnosis.seeds for f in s.findings)

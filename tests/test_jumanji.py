@@ -96,3 +96,63 @@ def test_ppo_and_dqn_train_on_a_jumanji_env():
                            buffer_size=200, batch_size=16, hidden_sizes=(32,))
     _, metrics = jaxppo.train(dqn, num_seeds=1)
     assert np.all(np.isfinite(metrics["q_mean"]))
+
+
+class PairObs(NamedTuple):
+    step: jax.Array
+    action_mask: jax.Array  # [2, 3]: joint, one entry per (first, second) combination
+
+
+class Pair:
+    """A multi-discrete Jumanji env: the action is a pair (first in 0..1, second in 0..2), the reward is
+    10 * first + second, and the pair (1, 2) is illegal."""
+
+    time_limit = 5
+    action_spec = specs.MultiDiscreteArray(num_values=jnp.array([2, 3], jnp.int32), name="action")
+    observation_spec = PairObs(step=specs.Array((), jnp.int32), action_mask=specs.BoundedArray((2, 3), bool, False, True))
+
+    def _obs(self, step):
+        return PairObs(step, jnp.ones((2, 3), bool).at[1, 2].set(False))
+
+    def reset(self, key):
+        return jnp.int32(0), types.restart(self._obs(jnp.int32(0)))
+
+    def step(self, state, action):
+        reward = (10 * action[0] + action[1]).astype(jnp.float32)
+        return state + 1, types.transition(reward, self._obs(state + 1))
+
+
+def test_a_multi_discrete_action_is_one_action_per_combination_with_the_joint_mask():
+    """By hand: joint index i is the pair (i // 3, i % 3), so the rewards of indices 0..5 are 0, 1, 2,
+    10, 11, 12, and the mask raveled the same way makes index 5, the pair (1, 2), the illegal one."""
+    env = JumanjiEnv(Pair(), "Pair")
+    assert env.num_actions == 6 and env.action_space().n == 6
+    obs, state = env.reset(jax.random.PRNGKey(0))
+    np.testing.assert_array_equal(env.action_mask(state), [True] * 5 + [False])
+    rewards = [float(env.step(jax.random.PRNGKey(1), state, i)[2]) for i in range(6)]
+    assert rewards == [0, 1, 2, 10, 11, 12]
+    np.testing.assert_array_equal(env.env_action(jnp.arange(6)), [[0, 0], [0, 1], [0, 2], [1, 0], [1, 1], [1, 2]])
+
+
+def test_real_multi_discrete_envs_train_and_per_dimension_masks_are_refused():
+    """Minesweeper's 10 x 10 cells are 100 joint actions whose mask is the env's own, raveled; JobShop's
+    mask has one row per machine, which one action per combination cannot express."""
+    env, params = jaxppo.envs.make_env("jumanji/Minesweeper-v0")
+    assert env.num_actions == 100 and env.action_dims == (10, 10)
+    _, state = env.reset(jax.random.PRNGKey(0), params)
+    inner_state, timestep = env.unwrapped.reset(jax.random.PRNGKey(0))
+    np.testing.assert_array_equal(env.action_mask(state), np.asarray(timestep.observation.action_mask).reshape(-1))
+    # Index 23 is row 2, column 3: stepping it equals stepping the Jumanji env with [2, 3].
+    _, _, reward, _, _, _ = env.step(jax.random.PRNGKey(1), state, 23, params)
+    _, expected = env.unwrapped.step(inner_state, jnp.array([2, 3], jnp.int32))
+    assert float(reward) == float(expected.reward)
+    config = jaxppo.PPOConfig(env="jumanji/Minesweeper-v0", num_envs=4, num_steps=16, total_timesteps=4 * 16 * 2,
+                              hidden_sizes=(32,))
+    _, metrics = jaxppo.train(config, num_seeds=1)
+    assert np.all(np.isfinite(metrics["value_loss"]))
+    dqn = jaxppo.DQNConfig(env="jumanji/Minesweeper-v0", num_envs=4, total_timesteps=400, learning_starts=200,
+                           buffer_size=200, batch_size=16, hidden_sizes=(32,))
+    _, metrics = jaxppo.train(dqn, num_seeds=1)
+    assert np.all(np.isfinite(metrics["q_mean"]))
+    with pytest.raises(ValueError, match="per dimension"):
+        jaxppo.envs.make_env("jumanji/JobShop-v0")

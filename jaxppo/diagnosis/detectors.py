@@ -39,6 +39,7 @@ __all__ = [
     "detect_entropy_collapse",
     "detect_exploration_collapse",
     "detect_exploration_never_decays",
+    "detect_memory_unused",
     "detect_frozen_policy",
     "detect_gradient_explosion",
     "detect_greedy_drift",
@@ -195,6 +196,14 @@ class Thresholds:
     #: step, where the usual schedules end at 0.01 to 0.1.
     epsilon_high: float = 0.2
 
+    # memory_unused (recurrent policies) ------------------------------------------------------------------
+    #: The greedy return with the memory carried exceeds the return with the memory wiped at every step
+    #: (same episodes) by less than this fraction of (solved - random): the memory is worth less than a
+    #: tenth of the way from a random policy to solving. On MemoryChain a policy that uses its memory
+    #: gains the whole span (about 1.0 against 0.0); one that does not gains nothing, up to the noise of
+    #: the evaluation's episodes (16 by default, each +-1).
+    memory_benefit: float = 0.1
+
     # stalled ----------------------------------------------------------------------------------------
     #: A seed that learned (beat no_learning_gain) but ends below this fraction of the way from the
     #: random-policy return to the solved return...
@@ -247,6 +256,9 @@ class SeedSeries:
     smoothed_return: np.ndarray  # [U], NaN where no episode had finished
     metrics_every: int = 1  # a column holds this many updates (a run's run.metrics_every)
     last_update: Optional[int] = None  # the run's number of updates, when known
+    #: The run's final greedy evaluation for this seed (mean over its episodes), when known: for a
+    #: recurrent policy ``eval_return`` and ``eval_return_memory_wiped``.
+    evaluation: Mapping[str, float] = dataclasses.field(default_factory=dict)
 
     def get(self, name: str) -> Optional[np.ndarray]:
         """The series ``name``, or None when the run did not record it."""
@@ -278,7 +290,8 @@ class SeedSeries:
 
 
 def seed_series(per_seed: Mapping[str, np.ndarray], seed: int, num_updates: int, config: Any, facts: EnvFacts,
-                thresholds: Thresholds, metrics_every: int = 1) -> SeedSeries:
+                thresholds: Thresholds, metrics_every: int = 1,
+                evaluation: Optional[Mapping[str, float]] = None) -> SeedSeries:
     """One seed's ``SeedSeries`` from the per-seed arrays: its returns smoothed and masked where valid."""
     series = {name: values[seed] for name, values in per_seed.items()}
     valid = return_valid_mask(per_seed, seed, num_updates)
@@ -289,7 +302,7 @@ def seed_series(per_seed: Mapping[str, np.ndarray], seed: int, num_updates: int,
     last = getattr(config, "num_updates", None) if metrics_every > 1 else None
     return SeedSeries(series, config, facts, thresholds, num_updates,
                       learning_mask(per_seed, config, seed, num_updates, metrics_every), valid, smoothed,
-                      metrics_every, last if isinstance(last, int) else None)
+                      metrics_every, last if isinstance(last, int) else None, dict(evaluation or {}))
 
 
 def _default_of(config: Any, name: str) -> Any:
@@ -917,6 +930,31 @@ def detect_exploration_never_decays(ctx: SeedSeries) -> Optional[Finding]:
                                                                                  "epsilon_decay_fraction=0.5"))
 
 
+def detect_memory_unused(ctx: SeedSeries) -> Optional[Finding]:
+    """A recurrent policy whose greedy return does not fall when its memory is wiped at every step.
+
+    Judged from the run's final evaluation (the same episodes played twice), so only where one is
+    given: ``jaxppo diagnose`` on a run directory and the end of ``jaxppo train`` pass the last
+    ``eval.jsonl`` record when it evaluated the final update.
+    """
+    carried = ctx.evaluation.get("eval_return")
+    wiped = ctx.evaluation.get("eval_return_memory_wiped")
+    if carried is None or wiped is None or not (math.isfinite(carried) and math.isfinite(wiped)):
+        return None
+    _, scale = return_levels(ctx)
+    benefit = carried - wiped
+    needed = ctx.thresholds.memory_benefit * scale
+    if benefit >= needed:
+        return None
+    evidence = {"eval_return": carried, "eval_return_memory_wiped": wiped, "memory_benefit": benefit,
+                "needed_benefit": needed}
+    cause = (f"the policy plays as well with its memory wiped at every step ({wiped:.4g}) as with it ({carried:.4g}): "
+             "it acts on the current observation alone, so on a task that needs memory it can do no better than a "
+             "feed-forward policy")
+    last = ctx.last_update if ctx.last_update is not None else ctx.update(ctx.num_updates - 1)
+    return Finding("memory_unused", last, evidence, cause, ())
+
+
 def detect_stalled(ctx: SeedSeries) -> Optional[Finding]:
     """Learned something, then stopped improving well below the env's solved level."""
     facts = ctx.facts
@@ -965,6 +1003,7 @@ DETECTORS: tuple[tuple[str, Callable[[SeedSeries], Optional[Finding]]], ...] = (
     ("entropy_collapse", detect_entropy_collapse),
     ("exploration_collapse", detect_exploration_collapse),
     ("exploration_never_decays", detect_exploration_never_decays),
+    ("memory_unused", detect_memory_unused),
     ("greedy_drift", detect_greedy_drift),
     ("policy_collapse", detect_policy_collapse),
     ("stalled", detect_stalled),

@@ -220,7 +220,8 @@ def final_returns(metrics: Mapping[str, Any], final_fraction: float = Thresholds
 
 
 def diagnose(metrics: Mapping[str, Any], config: Any, thresholds: Optional[Thresholds] = None,
-             metrics_every: int = 1, verify: bool = False, seed: int = 0, **verify_options: Any) -> Diagnosis:
+             metrics_every: int = 1, verify: bool = False, seed: int = 0,
+             evaluation: Optional[Mapping[str, Any]] = None, **verify_options: Any) -> Diagnosis:
     """Runs every detector on every seed of ``metrics`` and returns the ``Diagnosis``.
 
     ``metrics`` maps names to ``[S, U]`` arrays (or ``[U]`` for one seed), numpy or jax, as returned by
@@ -229,6 +230,9 @@ def diagnose(metrics: Mapping[str, Any], config: Any, thresholds: Optional[Thres
     Missing metrics (older runs) silence the detectors that need them; nothing is trained.
     ``metrics_every``: each column holds that many updates (a run with ``run.metrics_every`` > 1);
     detectors then work in columns and report the last update of a column's block.
+    ``evaluation``: the run's greedy evaluation at its final update, per seed (``{"eval_return": [S],
+    "eval_return_memory_wiped": [S]}``, means over each seed's episodes, as in an ``eval.jsonl`` record);
+    a recurrent run's ``memory_unused`` is judged from it, and is silent without it.
 
     ``verify=True`` re-trains the seeds under the candidate changes of the ranked causes and sets
     ``Diagnosis.verification`` (``jaxppo.diagnosis.verify.verify``; this one option trains). ``seed`` is
@@ -246,7 +250,9 @@ def diagnose(metrics: Mapping[str, Any], config: Any, thresholds: Optional[Thres
     run_length = last_update if isinstance(last_update, int) and last_update > 0 else num_updates * metrics_every
     seeds = []
     for seed in range(num_seeds):
-        ctx = seed_series(per_seed, seed, num_updates, config, facts, thresholds, metrics_every)
+        ctx = seed_series(per_seed, seed, num_updates, config, facts, thresholds, metrics_every,
+                          {name: float(np.asarray(values, np.float64).reshape(num_seeds, -1)[seed].mean())
+                           for name, values in (evaluation or {}).items()})
         final = float(finals[seed]) if math.isfinite(finals[seed]) else None
         solved = None if (final is None or facts.solved_return is None) else bool(final >= facts.solved_return)
         findings = []

@@ -24,7 +24,8 @@ Memory (exact: these arrays and two int32 scalars are all there is)::
     obs_bytes = prod(obs_shape) x itemsize(obs dtype)
 
 CartPole (4 float32): 41 B per transition, 410 kB per seed at capacity 10,000. MinAtar (10x10x4
-float32): 3,209 B per transition, 321 MB per seed at capacity 100,000.
+float32): 3,209 B per transition, 321 MB per seed at capacity 100,000. A recurrent Q-network's
+transitions also hold its memory and an episode-start flag: ``4 x memory_size + 1`` bytes more.
 
 Writes: a batch of ``K`` transitions (``K <= capacity``) goes to slots ``(position + i) mod capacity``,
 overwriting the oldest data once full. Sampling draws ``batch_size`` slots uniformly *with
@@ -41,7 +42,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-__all__ = ["Transition", "ReplayBuffer", "init", "add", "sample_indices", "sample", "transition_bytes"]
+__all__ = ["Transition", "ReplayBuffer", "init", "add", "sample_indices", "sample", "sequence_slots",
+           "sample_sequences", "transition_bytes"]
 
 
 class Transition(NamedTuple):
@@ -53,6 +55,11 @@ class Transition(NamedTuple):
     terminated: jax.Array
     next_obs: jax.Array
     next_action_mask: Optional[jax.Array] = None  # [A] legal actions at next_obs, where the env masks
+    # Recurrent Q-networks only (else None): ``first`` is True where ``obs`` starts an episode (the memory is
+    # zeroed before reading it) and ``memory`` is the network's memory before this step (R2D2 stores it so
+    # a replayed sequence starts from the memory the acting network had).
+    first: Optional[jax.Array] = None
+    memory: Optional[jax.Array] = None
 
 
 @struct.dataclass
@@ -113,6 +120,39 @@ def sample(buffer: ReplayBuffer, key: jax.Array, batch_size: int) -> Transition:
     slots = sample_indices(buffer, key, batch_size)
     return jax.tree.map(lambda store: store.at[slots].get(mode="promise_in_bounds"),
                         buffer.storage)
+
+
+def sequence_slots(buffer: ReplayBuffer, key: jax.Array, batch_size: int, length: int, num_streams: int
+                   ) -> jax.Array:
+    """``[batch_size, length]`` slots, each row ``length`` consecutive steps of one env's stream.
+
+    The buffer must have been written ``num_streams`` envs at a time, time-major (slot ``row *
+    num_streams + env``), with a capacity that is a multiple of ``num_streams``: then env ``e``'s steps sit
+    in slots ``e, e + num_streams, ...`` in time order, wrapping like the buffer. Each sequence picks an env
+    and a start uniformly among the starts whose ``length`` steps are all filled and do not run past the
+    newest row into the oldest (the write pointer is a seam in time, not a step). A buffer holding fewer
+    than ``length`` rows gives windows that run into unfilled slots; the trainer never samples then.
+    """
+    capacity = buffer.capacity
+    if capacity % num_streams:
+        raise ValueError(f"capacity {capacity} is not a multiple of num_streams={num_streams}.")
+    rows = capacity // num_streams
+    filled_rows = buffer.size // num_streams
+    oldest_row = (buffer.position // num_streams - filled_rows) % rows
+    start_key, stream_key = jax.random.split(key)
+    starts = jax.random.randint(start_key, (batch_size,), 0, jnp.maximum(filled_rows - length + 1, 1),
+                                dtype=jnp.int32)
+    streams = jax.random.randint(stream_key, (batch_size,), 0, num_streams, dtype=jnp.int32)
+    steps = (oldest_row + starts[:, None] + jnp.arange(length, dtype=jnp.int32)) % rows
+    return steps * num_streams + streams[:, None]
+
+
+def sample_sequences(buffer: ReplayBuffer, key: jax.Array, batch_size: int, length: int, num_streams: int
+                     ) -> Transition:
+    """``batch_size`` sequences of ``length`` consecutive steps of one env each, ``[batch_size, length, ...]``
+    per field (``sequence_slots``)."""
+    slots = sequence_slots(buffer, key, batch_size, length, num_streams)
+    return jax.tree.map(lambda store: store.at[slots].get(mode="promise_in_bounds"), buffer.storage)
 
 
 def transition_bytes(example: Transition) -> int:

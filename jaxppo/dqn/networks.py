@@ -1,4 +1,5 @@
-"""Q-networks: the shared dense trunk over flat observations, or a small conv torso (MinAtar's 10x10xC grids) first.
+"""Q-networks: the shared dense trunk over flat observations, or a small conv torso (MinAtar's 10x10xC grids) first;
+with memory, a GRU between the first layer and the head.
 
 ``ConvTorso`` lives in ``jaxppo.networks`` (PPO's actor and critic use it too) and is re-exported here.
 
@@ -14,9 +15,9 @@ from typing import Sequence
 import flax.linen as nn
 import jax
 
-from jaxppo.networks import MLP, ConvTorso
+from jaxppo.networks import MLP, ConvTorso, RecurrentTorso
 
-__all__ = ["QNetwork", "ConvTorso"]
+__all__ = ["QNetwork", "RecurrentQNetwork", "ConvTorso"]
 
 
 class QNetwork(nn.Module):
@@ -41,3 +42,24 @@ class QNetwork(nn.Module):
             obs, obs_ndim = ConvTorso(self.activation)(obs), 1
         # Head scale 1: Q-values must reach the return scale (hundreds on CartPole), unlike PPO's 0.01 policy head.
         return MLP(self.hidden_sizes, self.activation, self.num_actions, 1.0, obs_ndim)(obs)
+
+
+class RecurrentQNetwork(nn.Module):
+    """``Q`` with memory: ``(memory [..., size], obs, reset [...]) -> (memory, q [..., num_actions])`` for one
+    step. A dense embedding of ``hidden_sizes[0]`` units (after the conv torso, if any), a GRU of
+    ``memory_size``, then the head ``MLP`` with the rest of ``hidden_sizes``. The head is the module's one
+    ``MLP``, so ``rescale_q_head`` (the reward scale's head rescaling) works as for ``QNetwork``.
+    """
+
+    hidden_sizes: Sequence[int]
+    activation: str
+    num_actions: int
+    memory_size: int
+    torso: str = "mlp"  # mlp | conv
+    obs_ndim: int = 1
+
+    @nn.compact
+    def __call__(self, memory: jax.Array, obs: jax.Array, reset: jax.Array) -> tuple[jax.Array, jax.Array]:
+        memory, features = RecurrentTorso(self.hidden_sizes[0], self.activation, self.memory_size, self.obs_ndim,
+                                          self.torso)(memory, obs, reset)
+        return memory, MLP(tuple(self.hidden_sizes[1:]), self.activation, self.num_actions, 1.0)(features)

@@ -48,11 +48,11 @@ from jaxppo.algorithm import Algorithm, bind_algorithm
 from jaxppo.config import DQNConfig
 from jaxppo.dqn import buffer as replay
 from jaxppo.dqn import losses
-from jaxppo.dqn.networks import QNetwork
-from jaxppo.networks import replace_output_layer
+from jaxppo.dqn.networks import QNetwork, RecurrentQNetwork
+from jaxppo.networks import initial_memory, replace_output_layer
 from jaxppo.returns import running_discounted_return, symexp
 from jaxppo.envs.core import has_action_mask, legal_actions
-from jaxppo.envs.evaluation import greedy_episodes
+from jaxppo.envs.evaluation import greedy_episodes, recurrent_greedy_episodes
 from jaxppo.envs.stepping import StepNoise, draw_step_noise, step_envs
 from jaxppo.envs import (
     EpisodeTracker,
@@ -95,6 +95,9 @@ __all__ = [
     "run_updates",
     "policy_of",
     "act",
+    "initial_policy_memory",
+    "act_with_memory",
+    "sequence_q_values",
     "evaluate",
     "make_algorithm",
 ]
@@ -106,10 +109,14 @@ class DQNContext(NamedTuple):
     config: DQNConfig
     env: Any
     env_params: Any
-    network: QNetwork
+    network: Any  # QNetwork, or RecurrentQNetwork with memory
     optimizer: optax.GradientTransformation
     num_actions: int
     obs_shape: tuple[int, ...]
+
+    @property
+    def recurrent(self) -> bool:
+        return self.config.memory != "none"
 
     @property
     def masked(self) -> bool:
@@ -139,6 +146,9 @@ class DQNState:
     key: jax.Array
     env_steps: jax.Array  # int32, transitions collected over all envs
     update_step: jax.Array  # int32
+    # With memory="gru": {"q": [N, H] the Q-network's memory, "first": [N] bool (the next observation starts
+    # an episode, so the memory is zeroed before reading it)}; empty otherwise.
+    memory: dict = struct.field(default_factory=dict)
 
 
 @struct.dataclass
@@ -205,8 +215,12 @@ def make_context(config: DQNConfig, env: Any = None, env_params: Any = None) -> 
     if config.torso == "conv" and len(obs_shape) != 3:
         raise ValueError(f"torso='conv' needs [height, width, channels] observations; env={config.env!r} gives "
                          f"shape {obs_shape}. Use torso: mlp.")
-    network = QNetwork(config.hidden_sizes, config.activation, spec.num_actions, config.torso,
-                       max(len(obs_shape), 1))
+    if config.memory == "none":
+        network = QNetwork(config.hidden_sizes, config.activation, spec.num_actions, config.torso,
+                           max(len(obs_shape), 1))
+    else:
+        network = RecurrentQNetwork(config.hidden_sizes, config.activation, spec.num_actions, config.memory_size,
+                                    config.torso, max(len(obs_shape), 1))
     optimizer = make_optimizer(learning_rate_schedule(config), max_grad_norm=config.max_grad_norm,
                                adam_eps=config.adam_eps)
     return DQNContext(config, env, env_params, network, optimizer, spec.num_actions, obs_shape)
@@ -237,10 +251,17 @@ def init_state(ctx: DQNContext, key: jax.Array) -> DQNState:
     cfg = ctx.config
     key, net_key, env_key = jax.random.split(key, 3)
     obs, env_state = _reset_envs(ctx, env_key, cfg.num_envs)
-    params = ctx.network.init(net_key, obs)
+    memory: dict = {}
+    if ctx.recurrent:
+        memory = {"q": initial_memory((cfg.num_envs,), cfg.memory_size), "first": jnp.ones((cfg.num_envs,), bool)}
+        params = ctx.network.init(net_key, memory["q"], obs, memory["first"])
+    else:
+        params = ctx.network.init(net_key, obs)
     example = replay.Transition(obs=obs[0], action=jnp.zeros((), jnp.int32), reward=jnp.zeros((), jnp.float32),
                                 terminated=jnp.zeros((), bool), next_obs=obs[0],
-                                next_action_mask=jnp.ones((ctx.num_actions,), bool) if ctx.masked else None)
+                                next_action_mask=jnp.ones((ctx.num_actions,), bool) if ctx.masked else None,
+                                first=jnp.zeros((), bool) if ctx.recurrent else None,
+                                memory=memory["q"][0] if ctx.recurrent else None)
     return DQNState(
         params=params,
         target_params=params,
@@ -256,6 +277,7 @@ def init_state(ctx: DQNContext, key: jax.Array) -> DQNState:
         key=key,
         env_steps=jnp.zeros((), jnp.int32),
         update_step=jnp.zeros((), jnp.int32),
+        memory=memory,
     )
 
 
@@ -313,8 +335,12 @@ def rollout_step(ctx: DQNContext, state: DQNState, noise: RolloutNoise) -> tuple
     """
     cfg = ctx.config
     epsilon = epsilon_at(cfg, state.env_steps)
-    action = epsilon_greedy_with_noise(ctx.network.apply(state.params, state.obs), epsilon, noise.explore,
-                                       noise.random_action, ctx.legal_actions(state.env_state))
+    if ctx.recurrent:
+        memory, q_values = ctx.network.apply(state.params, state.memory["q"], state.obs, state.memory["first"])
+    else:
+        q_values = ctx.network.apply(state.params, state.obs)
+    action = epsilon_greedy_with_noise(q_values, epsilon, noise.explore, noise.random_action,
+                                       ctx.legal_actions(state.env_state))
     next_obs, env_state, reward, terminated, truncated, info = step_envs(
         ctx.env, ctx.env_params, state.env_state, action, noise.env)
     # The legal actions at the stepped observation (before any auto-reset), for the TD target's max.
@@ -330,10 +356,13 @@ def rollout_step(ctx: DQNContext, state: DQNState, noise: RolloutNoise) -> tuple
     discounted, carried_discounted = running_discounted_return(state.discounted_return, reward, done, cfg.gamma)
     transition = replay.Transition(obs=state.obs, action=action, reward=reward,
                                    terminated=terminated.astype(bool), next_obs=info["final_observation"],
-                                   next_action_mask=next_action_mask)
+                                   next_action_mask=next_action_mask,
+                                   first=state.memory["first"] if ctx.recurrent else None,
+                                   memory=state.memory["q"] if ctx.recurrent else None)
     new_state = state.replace(
         env_state=env_state, obs=next_obs, tracker=tracker, env_steps=state.env_steps + cfg.num_envs,
-        discounted_return=carried_discounted)
+        discounted_return=carried_discounted,
+        memory={"q": memory, "first": done} if ctx.recurrent else state.memory)
     return new_state, StepRecord(transition, done, finished_return, finished_length, discounted, epsilon,
                                  step_counters(info))
 
@@ -347,14 +376,16 @@ def rollout(ctx: DQNContext, state: DQNState, num_steps: int) -> tuple[DQNState,
 
 # Learning ------------------------------------------------------------------------------------
 
-def dqn_loss(params: Any, target_params: Any, ctx: DQNContext, batch: replay.Transition,
-             reward_scale: jax.Array | float = 1.0) -> tuple[jax.Array, dict[str, jax.Array]]:
-    """TD loss on a sampled batch, plus the diagnostics that only need this batch's forward passes.
+class QValues(NamedTuple):
+    """The forward passes one TD loss needs, rows matching a flat batch of transitions."""
 
-    The networks predict ``Q / reward_scale`` (1 unless ``reward_normalization="running"``): rewards and
-    the TD-target clip are divided by it, and the Q diagnostics are multiplied back into return units.
-    """
-    cfg = ctx.config
+    online: jax.Array  # [M, A] the online network at obs (the only one with a gradient)
+    target_next: jax.Array  # [M, A] the target network at next_obs, illegal actions masked
+    online_next: jax.Array  # [M, A] the online network at next_obs for double DQN (masked); else target_next
+    target_obs: jax.Array  # [R, A] the target network at the first R rows' obs (for greedy_agreement)
+
+
+def _transition_q_values(ctx: DQNContext, params: Any, target_params: Any, batch: replay.Transition) -> QValues:
     # Separate passes, not one pass over [obs; next_obs]: the concatenation was slower on the CPU
     # (docs/dqn.md has the measurement), and for double DQN it also ran the online network's backward
     # pass over the next_obs half, whose gradient is zero.
@@ -363,21 +394,89 @@ def dqn_loss(params: Any, target_params: Any, ctx: DQNContext, batch: replay.Tra
     agreement_rows = min(GREEDY_AGREEMENT_ROWS, batch.obs.shape[0])
     q_target_obs = jax.lax.stop_gradient(ctx.network.apply(target_params, batch.obs[:agreement_rows]))
     q_online = ctx.network.apply(params, batch.obs)
-    if cfg.double_dqn:
+    q_online_next = q_target_next  # unused by the plain max
+    if ctx.config.double_dqn:
         q_online_next = losses.mask_q_values(jax.lax.stop_gradient(ctx.network.apply(params, batch.next_obs)),
                                              batch.next_action_mask)
+    return QValues(q_online, q_target_next, q_online_next, q_target_obs)
+
+
+def sequence_q_values(ctx: DQNContext, params: Any, memory: jax.Array, obs: jax.Array, reset: jax.Array,
+                      next_obs: Optional[jax.Array] = None) -> tuple[jax.Array, Optional[jax.Array], jax.Array]:
+    """A recurrent Q-network over time-major sequences ``[T, B, ...]`` from ``memory [B, H]``.
+
+    Returns ``(q [T, B, A], q_next [T, B, A] or None, memory [B, H])``: ``q[t]`` reads ``obs[t]`` (the memory
+    zeroed first where ``reset[t]``); ``q_next[t]`` reads ``next_obs[t]``, the observation that followed in
+    the same episode, from the memory ``obs[t]`` left. So a step that ended an episode by truncation
+    bootstraps from its true last observation read with that episode's memory, and everywhere else
+    ``q_next[t]`` is what ``q[t + 1]`` computes.
+    """
+    def step(memory: jax.Array, inputs: tuple) -> tuple[jax.Array, tuple]:
+        obs_t, reset_t, next_t = inputs
+        memory, q = ctx.network.apply(params, memory, obs_t, reset_t)
+        q_next = None
+        if next_t is not None:
+            _, q_next = ctx.network.apply(params, memory, next_t, jnp.zeros_like(reset_t))
+        return memory, (q, q_next)
+
+    memory, (q, q_next) = jax.lax.scan(step, memory, (obs, reset, next_obs))
+    return q, q_next, memory
+
+
+def _sequence_q_values(ctx: DQNContext, params: Any, target_params: Any, batch: replay.Transition
+                       ) -> tuple[QValues, replay.Transition]:
+    """Replays sampled sequences (``batch`` leaves ``[B, burn_in + sequence_length, ...]``) R2D2's way: both
+    networks start from the stored memory of each sequence's first step and run ``burn_in`` steps without
+    a gradient, then the loss's ``sequence_length`` steps. Returns the Q-values and the loss steps' batch,
+    flattened to ``[sequence_length * B, ...]`` rows (time-major)."""
+    cfg = ctx.config
+    start = batch.memory[:, 0]
+    steps = jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), batch._replace(memory=None))  # [W, B, ...]
+    burn = jax.tree.map(lambda x: x[:cfg.burn_in], steps)
+    train = jax.tree.map(lambda x: x[cfg.burn_in:], steps)
+
+    def start_memory(network_params: Any) -> jax.Array:
+        if cfg.burn_in == 0:
+            return start
+        return jax.lax.stop_gradient(sequence_q_values(ctx, network_params, start, burn.obs, burn.first)[2])
+
+    q_online, q_online_next, _ = sequence_q_values(ctx, params, start_memory(params), train.obs, train.first,
+                                                   train.next_obs if cfg.double_dqn else None)
+    q_target, q_target_next, _ = jax.lax.stop_gradient(
+        sequence_q_values(ctx, target_params, start_memory(target_params), train.obs, train.first, train.next_obs))
+    flat = jax.tree.map(lambda x: x.reshape((-1,) + x.shape[2:]), train)
+    rows = lambda x: x.reshape((-1,) + x.shape[2:])  # noqa: E731
+    q_target_next = losses.mask_q_values(rows(q_target_next), flat.next_action_mask)
+    q_online_next = (losses.mask_q_values(jax.lax.stop_gradient(rows(q_online_next)), flat.next_action_mask)
+                     if cfg.double_dqn else q_target_next)
+    agreement_rows = min(GREEDY_AGREEMENT_ROWS, flat.reward.shape[0])
+    return QValues(rows(q_online), q_target_next, q_online_next, rows(q_target)[:agreement_rows]), flat
+
+
+def dqn_loss(params: Any, target_params: Any, ctx: DQNContext, batch: replay.Transition,
+             reward_scale: jax.Array | float = 1.0) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """TD loss on a sampled batch, plus the diagnostics that only need this batch's forward passes.
+
+    ``batch`` holds transitions ``[batch_size, ...]``, or with memory sequences ``[batch_size, burn_in +
+    sequence_length, ...]`` (``_sequence_q_values``). The networks predict ``Q / reward_scale`` (1 unless
+    ``reward_normalization="running"``): rewards and the TD-target clip are divided by it, and the Q
+    diagnostics are multiplied back into return units.
+    """
+    cfg = ctx.config
+    if ctx.recurrent:
+        q, batch = _sequence_q_values(ctx, params, target_params, batch)
     else:
-        q_online_next = q_target_next  # unused by the plain max
+        q = _transition_q_values(ctx, params, target_params, batch)
     rewards, target_clip = batch.reward, cfg.td_target_clip
     if cfg.reward_normalization != "off":
         rewards = rewards / reward_scale
         target_clip = None if target_clip is None else target_clip / reward_scale
     out = losses.q_learning_loss(
-        q_online, batch.action, rewards, batch.terminated, q_target_next, q_online_next,
+        q.online, batch.action, rewards, batch.terminated, q.target_next, q.online_next,
         gamma=cfg.gamma, double_dqn=cfg.double_dqn, kind=cfg.loss, huber_delta=cfg.huber_delta,
         target_clip=target_clip, value_transform=cfg.value_target_transform,
     )
-    q_online = jax.lax.stop_gradient(q_online)
+    q_online = jax.lax.stop_gradient(q.online)
     q_taken = symexp(out.q_taken) if cfg.value_target_transform == "symlog" else out.q_taken
     if cfg.reward_normalization != "off":
         q_taken = q_taken * reward_scale  # return units
@@ -386,7 +485,7 @@ def dqn_loss(params: Any, target_params: Any, ctx: DQNContext, batch: replay.Tra
         "q_min": jnp.min(q_taken),
         "q_max": jnp.max(q_taken),
         "td_target_clip_fraction": out.target_clip_fraction,
-        "greedy_agreement": losses.greedy_agreement(q_online[:agreement_rows], q_target_obs),
+        "greedy_agreement": losses.greedy_agreement(q_online[:q.target_obs.shape[0]], q.target_obs),
         "greedy_action_histogram": losses.greedy_action_histogram(q_online),
     }
     return out.loss, aux
@@ -414,8 +513,13 @@ def learn(ctx: DQNContext, state: DQNState, key: jax.Array, learning: jax.Array
     learner = LearnerState(state.params, state.opt_state)
     # Every step's batch is drawn and gathered here, in one call, so the steps' loop and the cond
     # below carry batches, not the replay buffer.
-    batches = jax.tree.map(lambda x: x.reshape((cfg.gradient_steps, cfg.batch_size) + x.shape[1:]),
-                           replay.sample(state.buffer, key, cfg.gradient_steps * cfg.batch_size))
+    num_samples = cfg.gradient_steps * cfg.batch_size
+    if ctx.recurrent:
+        sampled = replay.sample_sequences(state.buffer, key, num_samples, cfg.burn_in + cfg.sequence_length,
+                                          cfg.num_envs)
+    else:
+        sampled = replay.sample(state.buffer, key, num_samples)
+    batches = jax.tree.map(lambda x: x.reshape((cfg.gradient_steps, cfg.batch_size) + x.shape[1:]), sampled)
 
     def run(current: LearnerState) -> tuple[LearnerState, GradientMetrics]:
         step = functools.partial(gradient_step, ctx, state.target_params,
@@ -532,7 +636,14 @@ def act(ctx: DQNContext, policy: DQNPolicy, obs: jax.Array, key: jax.Array,
         deterministic: bool = True, action_mask: Optional[jax.Array] = None) -> jax.Array:
     """Greedy action for one observation or a batch; ``deterministic=False`` explores with ``epsilon_end``;
     with ``action_mask`` (``[..., A]`` bool) only legal actions are chosen."""
-    q_values = ctx.network.apply(policy.params, obs)
+    if ctx.recurrent:
+        raise ValueError(f"memory={ctx.config.memory!r}: a recurrent Q-network acts from its memory; use "
+                         "act_with_memory(policy, obs, key, memory, reset) with initial_memory(batch_shape).")
+    return _choose(ctx, ctx.network.apply(policy.params, obs), key, deterministic, action_mask)
+
+
+def _choose(ctx: DQNContext, q_values: jax.Array, key: jax.Array, deterministic: bool,
+            action_mask: Optional[jax.Array]) -> jax.Array:
     if deterministic:
         return jnp.argmax(losses.mask_q_values(q_values, action_mask), axis=-1).astype(jnp.int32)
     if action_mask is None:
@@ -543,17 +654,40 @@ def act(ctx: DQNContext, policy: DQNPolicy, obs: jax.Array, key: jax.Array,
                                      jax.random.uniform(action_key, q_values.shape), action_mask)
 
 
+def initial_policy_memory(ctx: DQNContext, batch_shape: tuple[int, ...] = ()) -> jax.Array:
+    """The Q-network's memory before an episode's first step, ``[*batch_shape, memory_size]``."""
+    return initial_memory(tuple(batch_shape), ctx.config.memory_size)
+
+
+def act_with_memory(ctx: DQNContext, policy: DQNPolicy, obs: jax.Array, key: jax.Array, memory: jax.Array,
+                    reset: jax.Array, deterministic: bool = True, action_mask: Optional[jax.Array] = None
+                    ) -> tuple[jax.Array, jax.Array]:
+    """A recurrent Q-network's action and its next memory; ``reset`` is True where ``obs`` is an episode's
+    first observation (the memory is zeroed before it is read); otherwise as ``act``."""
+    memory, q_values = ctx.network.apply(policy.params, memory, obs, jnp.asarray(reset, bool))
+    return _choose(ctx, q_values, key, deterministic, action_mask), memory
+
 
 def evaluate(ctx, state, key: jax.Array) -> dict[str, jax.Array]:
-    """One episode per fresh env with the deterministic policy; returns ``[eval_episodes]`` arrays."""
+    """One episode per fresh env with the deterministic policy; returns ``[eval_episodes]`` arrays (a
+    recurrent policy's also ``eval_return_memory_wiped``: ``recurrent_greedy_episodes``)."""
     policy = policy_of(state)
+    episodes = ctx.config.run.eval_episodes
+    if ctx.recurrent:
+        return recurrent_greedy_episodes(
+            ctx.env, ctx.env_params,
+            lambda obs, k, memory, reset, action_mask=None: act_with_memory(
+                ctx, policy, obs, k, memory, reset, deterministic=True, action_mask=action_mask),
+            key, episodes, initial_policy_memory(ctx, (episodes,)), action_masks=ctx.masked)
     return greedy_episodes(
         ctx.env, ctx.env_params,
         lambda obs, k, action_mask=None: act(ctx, policy, obs, k, deterministic=True, action_mask=action_mask),
-        key, ctx.config.run.eval_episodes, action_masks=ctx.masked)
+        key, episodes, action_masks=ctx.masked)
 
 
 def make_algorithm(config: DQNConfig, env: Any = None, env_params: Any = None) -> Algorithm:
     """Binds a config and an environment into the pure functions of ``jaxppo.algorithm.Algorithm``."""
-    return bind_algorithm(make_context(config, env, env_params), init=init_state, run_updates=run_updates,
-                          evaluate=evaluate, policy_of=policy_of, act=act)
+    ctx = make_context(config, env, env_params)
+    return bind_algorithm(ctx, init=init_state, run_updates=run_updates, evaluate=evaluate, policy_of=policy_of,
+                          act=act, initial_memory=initial_policy_memory if ctx.recurrent else None,
+                          act_with_memory=act_with_memory if ctx.recurrent else None)

@@ -7,7 +7,7 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 
-__all__ = ["greedy_episodes", "max_episode_steps"]
+__all__ = ["greedy_episodes", "recurrent_greedy_episodes", "max_episode_steps"]
 
 
 def max_episode_steps(env_params: Any) -> int:
@@ -16,7 +16,8 @@ def max_episode_steps(env_params: Any) -> int:
 
 
 def greedy_episodes(env: Any, env_params: Any, act_fn: Callable[..., Any], key: jax.Array, num_episodes: int,
-                    memory: Any = None, action_masks: bool = False) -> dict[str, jax.Array]:
+                    memory: Any = None, action_masks: bool = False, wipe_memory: bool = False
+                    ) -> dict[str, jax.Array]:
     """Runs ``act_fn(obs_batch, key) -> actions`` on ``num_episodes`` fresh envs for the time limit.
 
     Only each env's first episode counts (rewards after its first termination or truncation are
@@ -26,7 +27,8 @@ def greedy_episodes(env: Any, env_params: Any, act_fn: Callable[..., Any], key: 
 
     With ``memory`` (a recurrent policy's initial memory, leaves ``[E, ...]``) ``act_fn`` is
     ``(obs, key, memory, reset) -> (actions, memory)``, ``reset`` True on each env's first step and
-    after every auto-reset. With ``action_masks`` the env's ``action_mask(state, params)`` of each env's
+    after every auto-reset; ``wipe_memory`` sets ``reset`` on every step instead, so the policy acts on
+    the current observation alone (the ablation that tells whether it uses its memory). With ``action_masks`` the env's ``action_mask(state, params)`` of each env's
     current state is passed as ``act_fn(..., action_mask=[E, num_actions])``.
     """
     recurrent = memory is not None
@@ -41,7 +43,7 @@ def greedy_episodes(env: Any, env_params: Any, act_fn: Callable[..., Any], key: 
         if action_masks:
             masks["action_mask"] = jax.vmap(env.action_mask, in_axes=(0, None))(env_state, env_params)
         if recurrent:
-            action, memory = act_fn(obs, step_key, memory, reset, **masks)
+            action, memory = act_fn(obs, step_key, memory, jnp.logical_or(reset, wipe_memory), **masks)
         else:
             action = act_fn(obs, step_key, **masks)
         obs, env_state, reward, terminated, truncated, _ = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
@@ -57,3 +59,14 @@ def greedy_episodes(env: Any, env_params: Any, act_fn: Callable[..., Any], key: 
     steps = jax.random.split(run_key, max_episode_steps(env_params))
     (_, _, total, length, _, _, _), _ = jax.lax.scan(step, init, steps)
     return {"eval_return": total, "eval_length": length, **extra}
+
+
+def recurrent_greedy_episodes(env: Any, env_params: Any, act_fn: Callable[..., Any], key: jax.Array,
+                              num_episodes: int, memory: Any, action_masks: bool = False) -> dict[str, jax.Array]:
+    """``greedy_episodes`` of a recurrent policy, twice on the same episodes (same keys): with its memory,
+    and with the memory wiped at every step. Adds ``eval_return_memory_wiped`` ``[E]``: where it matches
+    ``eval_return``, the policy does not use its memory (``jaxppo.diagnosis``'s ``memory_unused``)."""
+    carried = greedy_episodes(env, env_params, act_fn, key, num_episodes, memory=memory, action_masks=action_masks)
+    wiped = greedy_episodes(env, env_params, act_fn, key, num_episodes, memory=memory, action_masks=action_masks,
+                            wipe_memory=True)
+    return {**carried, "eval_return_memory_wiped": wiped["eval_return"]}

@@ -15,25 +15,38 @@ state, reward, terminated, truncated, info)``:
   default); ``info["final_action_mask"]`` is the mask at ``info["final_observation"]``, for DQN's
   targets; an env without a mask allows every action.
 
-Only discrete action specs (``DiscreteArray``) are supported here; a multi-discrete env is refused in
-one line. Jumanji is imported only when a ``jumanji/`` env is made (``pip install 'jaxppo[jumanji]'``).
+Multi-discrete actions (``MultiDiscreteArray``, e.g. Tetris's rotation and column, Minesweeper's row and
+column, Sudoku's cell and digit) become one discrete action over every combination: index ``i`` is the
+combination ``unravel_index(i, num_values)`` (C order), and Jumanji's joint mask of shape ``num_values``
+raveled the same way masks it exactly, so PPO and DQN need nothing new. That holds while the joint mask
+exists and the combinations stay few (``MAX_JOINT_ACTIONS``); envs whose mask is per dimension (one row
+per agent or machine: Connector, Cleaner, RobotWarehouse, JobShop ...) would need a factorised policy and
+are refused in one line. Jumanji is imported only when a ``jumanji/`` env is made
+(``pip install 'jaxppo[jumanji]'``).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxppo.envs.suite import (SuiteParams, WithActionMask, discrete_space, flat_observation, restart_where_done,
                                vector_space)
 
-__all__ = ["PREFIX", "JumanjiEnv", "adapt", "make", "registered_names"]
+__all__ = ["PREFIX", "MAX_JOINT_ACTIONS", "JumanjiEnv", "adapt", "make", "registered_names"]
 
 PREFIX = "jumanji/"
 MASK_FIELD = "action_mask"
-DESCRIPTION = "discrete actions, observations flattened to one vector, legal-action masks applied"
+DESCRIPTION = ("discrete and multi-discrete actions (one action per combination), observations flattened to "
+               "one vector, legal-action masks applied")
+#: The most combinations a multi-discrete action space may have to be trained as one discrete action:
+#: a policy head and a Q head of this many outputs are still small next to the observation layers
+#: (FlatPack's 8,100 is the largest single-agent Jumanji space).
+MAX_JOINT_ACTIONS = 10_000
 
 
 class JumanjiEnv:
@@ -45,10 +58,26 @@ class JumanjiEnv:
         self._env = env
         self.name = name
         action_spec = env.action_spec
-        if not isinstance(action_spec, specs.DiscreteArray):
-            raise ValueError(f"env {PREFIX}{name} has a {type(action_spec).__name__} action spec; jaxppo's "
-                             "Jumanji adapter supports discrete (DiscreteArray) actions only so far.")
-        self.num_actions = int(action_spec.num_values)
+        #: ``num_values`` of a multi-discrete action (the combination each joint index stands for), else None.
+        self.action_dims: tuple[int, ...] | None = None
+        if isinstance(action_spec, specs.DiscreteArray):
+            self.num_actions = int(action_spec.num_values)
+        elif isinstance(action_spec, specs.MultiDiscreteArray):
+            dims = tuple(int(n) for n in np.asarray(action_spec.num_values).reshape(-1))
+            mask_spec = getattr(env.observation_spec, MASK_FIELD, None)
+            mask_shape = None if mask_spec is None else tuple(mask_spec.shape)
+            if mask_shape not in (None, dims):
+                raise ValueError(f"env {PREFIX}{name} has a multi-discrete action {list(dims)} whose action mask is "
+                                 f"per dimension ({list(mask_shape)}), not joint; jaxppo trains multi-discrete "
+                                 "actions as one action per combination, which needs the joint mask.")
+            if math.prod(dims) > MAX_JOINT_ACTIONS:
+                raise ValueError(f"env {PREFIX}{name} has a multi-discrete action {list(dims)}: {math.prod(dims):,} "
+                                 f"combinations, more than the {MAX_JOINT_ACTIONS:,} jaxppo trains as one action.")
+            self.action_dims = dims
+            self.num_actions = math.prod(dims)
+        else:
+            raise ValueError(f"env {PREFIX}{name} has a {type(action_spec).__name__} action spec; jaxppo's Jumanji "
+                             "adapter supports discrete and multi-discrete actions.")
         self._time_limit = int(getattr(env, "time_limit", 1000) or 1000)
 
     @property
@@ -71,6 +100,13 @@ class JumanjiEnv:
             return jnp.ones((self.num_actions,), bool)
         return jnp.asarray(mask, bool).reshape(self.num_actions)
 
+    def env_action(self, action: Any) -> jax.Array:
+        """The action Jumanji takes: the index itself, or a multi-discrete action's combination."""
+        action = jnp.asarray(action, jnp.int32)
+        if self.action_dims is None:
+            return action
+        return jnp.stack(jnp.unravel_index(action, self.action_dims), axis=-1).astype(jnp.int32)
+
     def action_mask(self, state: WithActionMask, params: Any = None) -> jax.Array:
         """The legal actions in ``state`` (from the observation that state produced)."""
         return state.action_mask
@@ -84,7 +120,7 @@ class JumanjiEnv:
              ) -> tuple[jax.Array, Any, jax.Array, jax.Array, jax.Array, dict]:
         from jumanji.types import StepType
 
-        inner, timestep = self._env.step(state.state, jnp.asarray(action, jnp.int32))
+        inner, timestep = self._env.step(state.state, self.env_action(action))
         last = timestep.step_type == StepType.LAST
         terminated = jnp.logical_and(last, timestep.discount == 0)
         truncated = jnp.logical_and(last, timestep.discount != 0)

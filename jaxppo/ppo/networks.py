@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxppo import running_stats as rs
-from jaxppo.networks import MLP, ConvTorso, ResettableGRU, activation_fn, orthogonal, replace_output_layer
+from jaxppo.networks import MLP, ConvTorso, RecurrentTorso, activation_fn, replace_output_layer
 
 __all__ = [
     "MLP",
@@ -91,21 +91,10 @@ class Critic(nn.Module):
         return MLP(self.hidden_sizes, self.activation, 1, self.head_scale, obs_ndim)(obs)[..., 0]
 
 
-class _RecurrentTorso(nn.Module):
-    """Observation -> dense embedding -> ``ResettableGRU``: the memory both recurrent heads sit on."""
-
-    embed_size: int
-    activation: str
-    memory_size: int
-    obs_ndim: int = 1
-    torso: str = "mlp"
-
-    @nn.compact
-    def __call__(self, memory: jax.Array, obs: jax.Array, reset: jax.Array) -> tuple[jax.Array, jax.Array]:
-        obs, obs_ndim = _torso(obs, self.torso, self.activation, self.obs_ndim)
-        x = obs.reshape(obs.shape[: obs.ndim - obs_ndim] + (-1,)).astype(jnp.float32)
-        x = nn.Dense(self.embed_size, kernel_init=orthogonal(np.sqrt(2.0)), bias_init=nn.initializers.zeros)(x)
-        return ResettableGRU(self.memory_size)(memory, activation_fn(self.activation)(x), reset)
+def _recurrent_torso(embed_size: int, activation: str, memory_size: int, obs_ndim: int, torso: str
+                     ) -> RecurrentTorso:
+    """``jaxppo.networks.RecurrentTorso`` under the parameter name PPO's checkpoints have always used."""
+    return RecurrentTorso(embed_size, activation, memory_size, obs_ndim, torso, name="_RecurrentTorso_0")
 
 
 class RecurrentActor(nn.Module):
@@ -126,7 +115,7 @@ class RecurrentActor(nn.Module):
 
     @nn.compact
     def __call__(self, memory: jax.Array, obs: jax.Array, reset: jax.Array) -> tuple[jax.Array, PolicyOutput]:
-        memory, features = _RecurrentTorso(self.hidden_sizes[0], self.activation, self.memory_size,
+        memory, features = _recurrent_torso(self.hidden_sizes[0], self.activation, self.memory_size,
                                            self.obs_ndim, self.torso)(memory, obs, reset)
         loc = MLP(tuple(self.hidden_sizes[1:]), self.activation, self.num_actions, 0.01)(features)
         if self.discrete:
@@ -148,7 +137,7 @@ class RecurrentCritic(nn.Module):
 
     @nn.compact
     def __call__(self, memory: jax.Array, obs: jax.Array, reset: jax.Array) -> tuple[jax.Array, jax.Array]:
-        memory, features = _RecurrentTorso(self.hidden_sizes[0], self.activation, self.memory_size,
+        memory, features = _recurrent_torso(self.hidden_sizes[0], self.activation, self.memory_size,
                                            self.obs_ndim, self.torso)(memory, obs, reset)
         value = MLP(tuple(self.hidden_sizes[1:]), self.activation, 1, self.head_scale)(features)[..., 0]
         return memory, value

@@ -70,8 +70,8 @@ def purejaxrl_ppo_rnn(path: str) -> Any:
     sys.path.insert(0, path)
     module = importlib.import_module("ppo_rnn")
     module.gymnax = types.SimpleNamespace(make=lambda name: _five_value_env(name))
-    module.nn = types.SimpleNamespace(**{name: getattr(nn, name) for name in dir(nn) if not name.startswith("_")},
-                                      GRUCell=_GRUCell128)
+    module.nn = types.SimpleNamespace(**{**{name: getattr(nn, name) for name in dir(nn) if not name.startswith("_")},
+                                         "GRUCell": _GRUCell128})
     return module
 
 

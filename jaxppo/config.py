@@ -613,7 +613,15 @@ def resolve_bundled_path(path: str | os.PathLike[str], folder: str, what: str = 
 
 
 def resolve_config_path(path: str | os.PathLike[str]) -> str:
-    return resolve_bundled_path(path, configs_dir(), "config")
+    """A config's file; a bundled lab grid's name (``report000``) is answered with the ``jaxppo lab`` line."""
+    try:
+        return resolve_bundled_path(path, configs_dir(), "config")
+    except ValueError:
+        name = os.path.basename(os.fspath(path)).removesuffix(".yaml")
+        if os.path.isfile(os.path.join(configs_dir(), "lab", name + ".yaml")):
+            raise ValueError(f"{os.fspath(path)!r} is a bundled lab grid, not a training config; run it with: "
+                             f"jaxppo lab {name}") from None
+        raise
 
 
 def config_to_dict(config: Any) -> dict[str, Any]:

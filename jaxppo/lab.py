@@ -357,8 +357,11 @@ def _fingerprint(cell: Cell, grid: Grid) -> str:
     """What makes a finished cell reusable on resume: the grid's request for it, not the code version
     (``results.json`` records the commit each cell ran on; delete the folder to rerun after a change)."""
     overrides = {**grid.overrides, **dict(grid.variants)[cell.variant]}
-    payload = json.dumps({"base": grid.base, "overrides": overrides, "env": cell.env, "reward_scale": cell.reward_scale,
-                          "num_seeds": grid.num_seeds, "seed": grid.seed}, sort_keys=True, default=str)
+    request = {"base": grid.base, "overrides": overrides, "env": cell.env, "reward_scale": cell.reward_scale,
+               "num_seeds": grid.num_seeds, "seed": grid.seed}
+    if grid.sets:  # ``--set`` changes every cell; a grid run without it keeps its earlier fingerprints
+        request["sets"] = list(grid.sets)
+    payload = json.dumps(request, sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
@@ -527,6 +530,9 @@ def markdown_report(results: Mapping[str, Any]) -> str:
     lines = [f"# Lab: {grid['name']}", ""]
     if grid.get("description"):
         lines += [grid["description"], ""]
+    if grid.get("sets"):  # the description speaks of the grid as written; say what changed it
+        lines += ["This run changed every cell with `--set " + "`, `--set ".join(grid["sets"])
+                  + "`: where the description above names a budget or a setting, these take precedence.", ""]
     budgets = sorted({record["env_steps_per_seed"] for record in cells})
     machine = results.get("machine", {})
     lines += [

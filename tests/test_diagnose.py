@@ -8,6 +8,7 @@ raw Pendulum returns swamp the shared gradient clip; Huber DQN on CartPole diver
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import types
 
@@ -435,3 +436,17 @@ def test_huber_dqn_on_cartpole_diverges_and_the_bound_is_suggested():
         finding = next(f for f in seed.findings if f.name == "q_divergence")
         assert finding.evidence["q_final"] > 1e4 and 1000 < finding.start_update < 4000
         assert seed.primary.name == "q_divergence" and seed.suggestion == ("td_target_clip=100",)
+
+
+def test_the_report_table_keeps_its_header_apart_for_short_pathology_names():
+    """Hand-made counts: a 6-letter name shorter than the header word; the header and rows line up."""
+    from types import SimpleNamespace
+
+    from jaxppo.cli.diagnose import report_lines
+
+    diagnosis = diagnose(healthy_ppo_metrics(num_seeds=2), PPOConfig())
+    diagnosis = dataclasses.replace(diagnosis, counts={**diagnosis.counts, "nonfinite": 1})
+    lines = report_lines("runs/x", SimpleNamespace(algorithm="ppo", env="CartPole-v1"), diagnosis, 0)
+    header = next(line for line in lines if "pathology" in line)
+    row = next(line for line in lines if line.strip().startswith("nonfinite"))
+    assert header == "  pathology  seeds" and row.index("1/2") == header.index("seeds")

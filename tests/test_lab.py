@@ -293,3 +293,26 @@ def test_results_tables_name_the_machine_of_new_and_older_records():
     assert "cpu_model" not in older
     assert machine.short_description(older) == f"{older['processor']} ({older['jax_backend']}, {older['cpu_count']} CPUs)"
     assert "?" not in machine.short_description(older)
+
+
+def test_a_rerun_with_another_set_trains_again_and_says_what_changed(tmp_path):
+    """Cells finished under ``--set total_timesteps=640`` are not reused for ``--set total_timesteps=320``;
+    the same request again reuses them; results.md says which --set changed the grid's cells."""
+    path = write_grid(tmp_path, variants={"plain": {}})
+    out_dir = str(tmp_path / "out")
+    trained: list[int] = []
+    real_train_group = lab._train_group
+
+    def counting(configs, keys):
+        trained.append(configs[0].total_timesteps)
+        return real_train_group(configs, keys)
+
+    lab._train_group = counting
+    try:
+        for steps in (640, 320, 320):
+            lab.run(lab.load_grid(path, sets=[f"total_timesteps={steps}"]), out_dir=out_dir, progress=False)
+    finally:
+        lab._train_group = real_train_group
+    assert trained == [640, 320]
+    with open(os.path.join(out_dir, lab.MARKDOWN_FILE), encoding="utf-8") as handle:
+        assert "--set total_timesteps=320" in handle.read()

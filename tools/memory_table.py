@@ -16,6 +16,7 @@ import os
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(ROOT, "benchmarks", "results")
 BEGIN, END = "<!-- memory-table:begin -->", "<!-- memory-table:end -->"
+THROUGHPUT_BEGIN, THROUGHPUT_END = "<!-- recurrent-throughput:begin -->", "<!-- recurrent-throughput:end -->"
 POLICY = {"gru": "GRU", "none": "feed-forward"}
 
 
@@ -60,12 +61,39 @@ def table() -> str:
     return "\n".join(lines)
 
 
+def throughput_table() -> str:
+    """From ``benchmarks/results/recurrent_throughput_cpu.json`` (``benchmarks/recurrent_throughput.py``)."""
+    path = os.path.join(RESULTS, "recurrent_throughput_cpu.json")
+    if not os.path.exists(path):
+        return "(not measured yet)"
+    with open(path) as f:
+        data = json.load(f)
+    lines = ["| seeds x env steps per seed | jaxppo env steps/s | PureJaxRL PPO-RNN env steps/s | jaxppo / PureJaxRL "
+             "| compile s, jaxppo / PureJaxRL | runs each |", "|---|---|---|---|---|---|"]
+    for row in data["results"]:
+        ours, theirs = row["jaxppo"], row["purejaxrl"]
+        lines.append(f"| {ours['num_seeds']} x {ours['env_steps_per_seed']:,} | {ours['env_steps_per_second']:,.0f} "
+                     f"| {theirs['env_steps_per_second']:,.0f} | **{row['speedup']:.2f}x** | "
+                     f"{ours['total_compile_seconds']:.0f} / {theirs['total_compile_seconds']:.0f} | {len(ours['run_seconds'])} |")
+    machine = data["machine"]
+    lines += ["", f"`{data['command']}` on {machine['cpu_model']} ({machine['cpu_count_usable']} cores), "
+              f"{machine['date_utc'][:10]}, env `{data['env']}`; best run of each, compilation excluded "
+              "(`benchmarks/results/recurrent_throughput_cpu.json`)."]
+    return "\n".join(lines)
+
+
+def _replace(text: str, begin: str, end: str, body: str) -> str:
+    start, stop = text.index(begin) + len(begin), text.index(end)
+    return text[:start] + "\n" + body + "\n" + text[stop:]
+
+
 def main() -> None:
     path = os.path.join(ROOT, "docs", "memory.md")
     with open(path) as f:
         text = f.read()
-    start, end = text.index(BEGIN) + len(BEGIN), text.index(END)
-    text = text[:start] + "\n" + table() + "\n" + text[end:]
+    text = _replace(text, BEGIN, END, table())
+    if THROUGHPUT_BEGIN in text:
+        text = _replace(text, THROUGHPUT_BEGIN, THROUGHPUT_END, throughput_table())
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
         f.write(text)

@@ -62,8 +62,8 @@ def report_lines(run_dir: str, config: Any, diagnosis: Any, seed: int) -> list[s
              f"{diagnosis.num_healthy} healthy"]
     flagged = [(name, n) for name, n in diagnosis.counts.items() if n]
     if flagged:
-        width = max(len(name) for name, _ in flagged)
-        lines.append("  pathology" + " " * (width - 7) + "seeds")
+        width = max([len("pathology")] + [len(name) for name, _ in flagged])
+        lines.append("  " + "pathology".ljust(width) + "  seeds")
         for name, count in flagged:
             lines.append(f"  {name:<{width}}  {count}/{diagnosis.num_seeds}")
         lines.append("  worst seeds: " + ", ".join(str(s) for s in diagnosis.worst_seeds(5)))

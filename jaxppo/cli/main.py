@@ -34,7 +34,7 @@ Train PPO / DQN as compiled, seed-vmapped JAX programs, then evaluate and plot t
   jaxppo sweep CONFIG --grid learning_rate=1e-4,3e-4 --grid clip_epsilon=0.1,0.2 --seeds 16
                                             a grid x seeds in one program, with a table per setting
   jaxppo diagnose runs/NAME                 which seeds went wrong, when, why, and what to change
-  jaxppo lab report000 --seeds 64             failure rates, returns and throughput of a grid of variants
+  jaxppo lab report000 --seeds 64           failure rates, returns and throughput of a grid of variants
   jaxppo render runs/NAME --out episode.gif an episode of the trained policy as an animation
   jaxppo config show ppo_cartpole --set gamma=0.98   the resolved config as YAML
   jaxppo envs                               the environments that can be trained, with their spaces

@@ -13,8 +13,9 @@ def add_parser(commands: Any) -> None:
     render = commands.add_parser(
         "render", help="an episode of the trained policy as an animation",
         description="Play one episode with the deterministic policy of one seed of RUN_DIR's latest\n"
-                    "checkpoint and draw it with gymnax's visualiser into --out (.gif; .mp4 with ffmpeg).\n"
-                    "Envs without a gymnax visualiser are refused in one line ('jaxppo envs' lists them).",
+                    "checkpoint and draw it into --out (.gif; .mp4 with ffmpeg): classic control by jaxppo's own\n"
+                    "drawing, the MinAtar games, Pong, Catch, PointRobot and the mazes by gymnax's visualiser.\n"
+                    "Other envs are refused in one line.",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     render.add_argument("run_dir", metavar="RUN_DIR")
     render.add_argument("--out", required=True, metavar="FILE", help="animation file, e.g. episode.gif")

@@ -97,7 +97,7 @@ def _iqm_text(stats: dict) -> str:
     text = ""
     if stats.get("iqm") is not None:
         low, high = stats["iqm_ci"]
-        text += f"  IQM {stats['iqm']:.1f} [95% CI {low:.1f}, {high:.1f}]"
+        text += f"  IQM {_one(stats['iqm'])} [95% CI {_one(low)}, {_one(high)}]"
     if stats.get("solved_threshold") is not None:
         text += f"  solved {stats['num_solved']}/{len(stats['per_seed'])} (>= {stats['solved_threshold']:g})"
     return text
@@ -122,7 +122,9 @@ def _diagnosis_lines(summary: dict) -> list[str]:
 
 
 def _one(value: Any) -> str:
-    return "n/a" if value is None else f"{value:.1f}"
+    """Four significant digits: a return of 487.53 reads 487.5, one of 0.9167 (MemoryChain, a 1e-3 reward
+    scale) keeps its digits instead of rounding to 0.9."""
+    return "n/a" if value is None else f"{value:.4g}"
 
 
 def _print_summary(summary: dict) -> None:

@@ -751,7 +751,7 @@ def detect_entropy_collapse(ctx: SeedSeries) -> Optional[Finding]:
         if math.isfinite(best) and math.isfinite(final_return) and final_return >= best - 0.1 * scale:
             return None  # deterministic and at its best: cannot tell a collapse from convergence
     evidence = {"entropy_first": float(entropy[0]), "entropy_at_start": float(entropy[start]),
-                "return_at_start": json_float(at_collapse), "final_return": json_float(final_return)}
+                "return_at_start": json_float(at_collapse), "smoothed_final_return": json_float(final_return)}
     coef = float(getattr(ctx.config, "entropy_coef", 0.0) or 0.0)
     new = 0.01 if coef <= 0 else coef * 5
     suggestion = (f"entropy_coef={_fmt(new)}",)
@@ -783,7 +783,7 @@ def detect_policy_collapse(ctx: SeedSeries) -> Optional[Finding]:
     if start is None or ctx.num_updates - start < ctx.sustain:
         return None
     evidence = {"peak_update": ctx.update(peak_index), "peak_return": peak, "threshold": threshold,
-                "final_return": ctx.final(values), "random_return": json_float(ctx.facts.random_return)}
+                "smoothed_final_return": ctx.final(values), "random_return": json_float(ctx.facts.random_return)}
     cause = "the return rose to a peak, then fell most of the way back and stayed there"
     suggestion: tuple[str, ...] = ()
     for detector in (detect_q_divergence, detect_value_loss_explosion):
@@ -813,7 +813,7 @@ def detect_no_learning(ctx: SeedSeries) -> Optional[Finding]:
     peak = float(np.nanmax(ctx.smoothed_return[valid]))
     if peak - baseline >= t.collapse_min_gain * scale:
         return None  # it did learn, then lost it: that is policy_collapse, not no_learning
-    evidence = {"final_return": final, "baseline_return": baseline, "gain": gain, "needed_gain": t.no_learning_gain * scale,
+    evidence = {"smoothed_final_return": final, "baseline_return": baseline, "gain": gain, "needed_gain": t.no_learning_gain * scale,
                 "baseline_is": "random policy" if ctx.facts.random_return is not None else "the seed's first returns"}
     cause = "the return never rose above the random-policy level"
     return Finding("no_learning", ctx.update(int(np.flatnonzero(valid)[0])), evidence, cause, ())
@@ -887,7 +887,7 @@ def detect_exploration_collapse(ctx: SeedSeries) -> Optional[Finding]:
             return None  # narrow and at its best: cannot tell a collapse from convergence
     std_ratio = math.exp((float(entropy[start]) - float(entropy[0])) / dims)
     evidence = {"entropy_first": float(entropy[0]), "entropy_at_start": float(entropy[start]), "action_dims": dims,
-                "std_over_initial": std_ratio, "final_return": json_float(final_return)}
+                "std_over_initial": std_ratio, "smoothed_final_return": json_float(final_return)}
     coef = float(getattr(ctx.config, "entropy_coef", 0.0) or 0.0)
     suggestion = (f"entropy_coef={_fmt(0.01 if coef <= 0 else coef * 5)}",)
     cause = (f"the Gaussian policy's standard deviations fell to {std_ratio:.2g} of their start before the return "
@@ -923,7 +923,7 @@ def detect_exploration_never_decays(ctx: SeedSeries) -> Optional[Finding]:
     start = max(int(ctx.num_updates // 2), int(np.flatnonzero(high)[0]))
     evidence = {"epsilon_final": float(epsilon[-1]), "epsilon_end": json_float(getattr(ctx.config, "epsilon_end", None)),
                 "epsilon_decay_fraction": json_float(getattr(ctx.config, "epsilon_decay_fraction", None)),
-                "final_return": json_float(ctx.final(ctx.smoothed_return, ctx.return_valid))}
+                "smoothed_final_return": json_float(ctx.final(ctx.smoothed_return, ctx.return_valid))}
     cause = (f"epsilon is still {evidence['epsilon_final']:.2g} at the last step, so that share of actions is random "
              "to the end and the return measures the exploration as much as the policy")
     return Finding("exploration_never_decays", ctx.update(start), evidence, cause, ("epsilon_end=0.05",
@@ -980,7 +980,7 @@ def detect_stalled(ctx: SeedSeries) -> Optional[Finding]:
     peak = float(np.nanmax(values[valid]))
     if peak - final >= t.collapse_loss_fraction * gain:
         return None  # it was higher before: policy_collapse's case
-    evidence = {"final_return": final, "random_return": baseline, "solved_return": facts.solved_return,
+    evidence = {"smoothed_final_return": final, "random_return": baseline, "solved_return": facts.solved_return,
                 "rise_over_last_window": rise, "window_updates": window}
     cause = (f"the return rose above random, then stayed at {final:.4g}, less than half way to the solved level "
              f"{facts.solved_return:g}, for the last {window} updates")

@@ -218,7 +218,9 @@ def main() -> None:
                         help="only measure the random-policy return of every env in jaxppo.diagnosis.core.ENV_FACTS")
     parser.add_argument("--random-returns-of", nargs="*", default=None, metavar="ENV",
                         help="only measure the random-policy return of these envs (suite envs included), "
-                             "into random_policy_returns_suites.json")
+                             "into --random-out")
+    parser.add_argument("--random-out", default=os.path.join(common.RESULTS_DIR, "random_policy_returns_suites.json"),
+                        help="where --random-returns-of writes (default: results/random_policy_returns_suites.json)")
     parser.add_argument("--cache", default=os.path.join("/tmp", "jaxppo_diagnose_cache"))
     parser.add_argument("--out", default=os.path.join(common.RESULTS_DIR, "diagnose_advice.json"))
     args = parser.parse_args()
@@ -228,7 +230,7 @@ def main() -> None:
     if args.random_returns_of:
         data = {"benchmark": "random_policy_returns", "machine": common.machine_info(),
                 "returns": random_policy_returns(args.random_returns_of, 256)}
-        common.write_json_atomic(os.path.join(common.RESULTS_DIR, "random_policy_returns_suites.json"), data)
+        common.write_json_atomic(args.random_out, data)
         return
     if args.random_returns:
         from jaxppo.diagnosis.core import ENV_FACTS

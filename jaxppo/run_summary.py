@@ -27,6 +27,7 @@ __all__ = [
     "write_summary",
     "render_plots",
     "sweep_groups",
+    "lane_labels",
 ]
 
 
@@ -202,6 +203,19 @@ def sweep_groups(run_info: Mapping[str, Any]) -> Optional[list[tuple[str, list[i
     return [(", ".join(f"{name}={value:g}" for name, value in point.items()),
              list(range(g * num_seeds, (g + 1) * num_seeds)))
             for g, point in enumerate(grid_settings(list(grid), grid))]
+
+
+def lane_labels(run_info: Mapping[str, Any]) -> Optional[list[str]]:
+    """For a sweep run, each lane's setting and seed (``"learning_rate=0.001, seed 1"``), so outputs that
+    list lanes say which setting each is; None for a plain run, whose lanes are seeds."""
+    groups = sweep_groups(run_info)
+    if not groups:
+        return None
+    labels = [""] * sum(len(lanes) for _, lanes in groups)
+    for label, lanes in groups:
+        for seed, lane in enumerate(lanes):
+            labels[lane] = f"{label}, seed {seed}"
+    return labels
 
 
 def _pathology_starts(diagnosis: Any, steps_per_update: int) -> dict[str, list]:

@@ -115,6 +115,17 @@ def test_sweep_run_writes_table_and_plot_and_resumes_exactly(capsys, tmp_path, t
     assert markdown.count("\n| ") == 3  # header + 2 settings
     assert (run_dir / "sweep.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
+    # eval, diagnose and render name each lane's setting, and eval summarises per setting, not pooled.
+    code, out, err = run_cli(capsys, "eval", str(run_dir), "--episodes", "2")
+    assert code == 0, err
+    assert f"seed 3 (learning_rate={RATES[1]:g}, seed 1)" in out and f"  learning_rate={RATES[0]:g}: mean" in out
+    assert "over seeds" not in out
+    code, out, err = run_cli(capsys, "diagnose", str(run_dir), "--seed", "2")
+    assert code == 0, err
+    assert "4 lanes (settings x seeds)" in out and f"seed 2 (learning_rate={RATES[1]:g}, seed 0)" in out
+    code, _, err = run_cli(capsys, "render", str(run_dir), "--out", str(tmp_path / "ep.gif"), "--seed", "4")
+    assert code == 2 and "[0, 3]" in err and "settings x seeds" in err
+
     # Resume a copy from its second-to-last checkpoint: the finished files equal the uninterrupted run's.
     copy = tmp_path / "copy"
     shutil.copytree(run_dir, copy)

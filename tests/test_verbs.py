@@ -97,7 +97,7 @@ def test_eval_saves_its_results_in_the_run_directory(catch_run, capsys):
     np.testing.assert_allclose(saved["per_seed_mean_return"], returns.mean(axis=1), rtol=1e-6)
     assert saved["eval_return"]["median"] == pytest.approx(np.median(returns.mean(axis=1)))
     for index, value in enumerate(returns.mean(axis=1)):
-        assert f"seed {index}: mean return {value:.1f}" in out
+        assert f"seed {index}: mean return {value:.4g}" in out
     code, out, _ = run_cli(capsys, "eval", catch_run, "--episodes", "2", "--seed", "7")
     assert code == 0 and os.path.exists(os.path.join(catch_run, "eval_4_seed7.json"))
     assert not [name for name in os.listdir(catch_run) if name.endswith(".tmp")]  # written atomically

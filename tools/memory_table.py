@@ -13,6 +13,8 @@ import glob
 import json
 import os
 
+from _markers import rewrite
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(ROOT, "benchmarks", "results")
 BEGIN, END = "<!-- memory-table:begin -->", "<!-- memory-table:end -->"
@@ -82,22 +84,9 @@ def throughput_table() -> str:
     return "\n".join(lines)
 
 
-def _replace(text: str, begin: str, end: str, body: str) -> str:
-    start, stop = text.index(begin) + len(begin), text.index(end)
-    return text[:start] + "\n" + body + "\n" + text[stop:]
-
-
 def main() -> None:
-    path = os.path.join(ROOT, "docs", "memory.md")
-    with open(path) as f:
-        text = f.read()
-    text = _replace(text, BEGIN, END, table())
-    if THROUGHPUT_BEGIN in text:
-        text = _replace(text, THROUGHPUT_BEGIN, THROUGHPUT_END, throughput_table())
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    rewrite(os.path.join(ROOT, "docs", "memory.md"), [(BEGIN, END, table()),
+                                                      (THROUGHPUT_BEGIN, THROUGHPUT_END, throughput_table())])
 
 
 if __name__ == "__main__":

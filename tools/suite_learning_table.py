@@ -12,6 +12,8 @@ import glob
 import json
 import os
 
+from _markers import rewrite
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(ROOT, "benchmarks", "results")
 BEGIN, END = "<!-- suite-learning:begin -->", "<!-- suite-learning:end -->"
@@ -33,11 +35,9 @@ def latest_rows() -> list[tuple[dict, dict, str]]:
 def random_returns() -> dict[str, float]:
     """The measured random-policy returns (``benchmarks/diagnose_advice.py --random-returns-of``)."""
     out = {}
-    for name in ("random_policy_returns.json", "random_policy_returns_suites.json"):
-        path = os.path.join(RESULTS, name)
-        if os.path.exists(path):
-            with open(path) as f:
-                out.update({env: row["mean"] for env, row in json.load(f)["returns"].items()})
+    for path in sorted(glob.glob(os.path.join(RESULTS, "random_policy_returns*.json"))):
+        with open(path) as f:
+            out.update({env: row["mean"] for env, row in json.load(f)["returns"].items()})
     return out
 
 
@@ -66,15 +66,7 @@ def table() -> str:
 
 
 def main() -> None:
-    path = os.path.join(ROOT, "docs", "envs.md")
-    with open(path) as f:
-        text = f.read()
-    start, end = text.index(BEGIN) + len(BEGIN), text.index(END)
-    text = text[:start] + "\n" + table() + "\n" + text[end:]
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    rewrite(os.path.join(ROOT, "docs", "envs.md"), [(BEGIN, END, table())])
 
 
 if __name__ == "__main__":

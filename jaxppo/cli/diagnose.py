@@ -56,10 +56,16 @@ def _train_command(run_dir: str, suggestion: tuple[str, ...] | list[str]) -> str
     return f"jaxppo train {os.path.join(run_dir, 'config.yaml')} {sets}"
 
 
-def report_lines(run_dir: str, config: Any, diagnosis: Any, seed: int) -> list[str]:
-    """The human-readable report: counts over seeds, then one seed in detail."""
-    lines = [f"{config.algorithm.upper()} on {config.env}: {diagnosis.num_seeds} seeds, "
+def report_lines(run_dir: str, config: Any, diagnosis: Any, seed: int, labels: Optional[list[str]] = None
+                 ) -> list[str]:
+    """The human-readable report: counts over seeds, then one seed in detail. ``labels``: a sweep's
+    setting and seed per lane (``jaxppo.run_summary.lane_labels``)."""
+    what = "lanes (settings x seeds)" if labels else "seeds"
+    lines = [f"{config.algorithm.upper()} on {config.env}: {diagnosis.num_seeds} {what}, "
              f"{diagnosis.num_healthy} healthy"]
+    if labels:
+        lines.append("  a sweep: each lane is one setting's seed; causes are ranked against the sweep's base config "
+                     "(jaxppo sweep's table gives each setting's own diagnosis)")
     flagged = [(name, n) for name, n in diagnosis.counts.items() if n]
     if flagged:
         width = max([len("pathology")] + [len(name) for name, _ in flagged])
@@ -75,7 +81,7 @@ def report_lines(run_dir: str, config: Any, diagnosis: Any, seed: int) -> list[s
     solved = ""
     if chosen.solved is not None:
         solved = f", {'solved' if chosen.solved else 'not solved'} (threshold {diagnosis.solved_return:g})"
-    lines += ["", f"seed {seed}: final return {final}{solved}"]
+    lines += ["", f"seed {seed}{f' ({labels[seed]})' if labels else ''}: final return {final}{solved}"]
     if chosen.phases:
         lines.append("  phases")
         for phase in chosen.phases:
@@ -173,7 +179,9 @@ def run(args: argparse.Namespace) -> int:
         data["command"] = _train_command(args.run_dir, chosen.suggestion) if chosen.suggestion else None
         print(json.dumps(data, indent=2, allow_nan=False))
     else:
-        print("\n".join(report_lines(args.run_dir, config, diagnosis, seed)))
+        from jaxppo.run_summary import lane_labels
+
+        print("\n".join(report_lines(args.run_dir, config, diagnosis, seed, lane_labels(run_info))))
         if diagnosis.verification is not None:
             from jaxppo.diagnosis.verify import markdown_table
 

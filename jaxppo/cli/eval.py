@@ -26,6 +26,8 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from jaxppo import runner
+    from jaxppo.run_dir import read_run
+    from jaxppo.run_summary import lane_labels, sweep_groups
 
     if args.episodes is not None and args.episodes <= 0:
         raise UsageError(f"--episodes {args.episodes} must be a positive integer")
@@ -35,10 +37,17 @@ def run(args: argparse.Namespace) -> int:
     per_seed = returns.mean(axis=1)
     print(f"greedy evaluation of {args.run_dir} at update {result['update']}: "
           f"{returns.shape[1]} episodes x {returns.shape[0]} seeds")
+    _, run_info = read_run(args.run_dir)
+    labels = lane_labels(run_info)
     for index, value in enumerate(per_seed):
-        print(f"  seed {index}: mean return {value:.1f}  (min {returns[index].min():.1f}, max {returns[index].max():.1f})")
-    print(f"  over seeds: mean {per_seed.mean():.1f}  median {np.median(per_seed):.1f}  "
-          f"min {per_seed.min():.1f}  max {per_seed.max():.1f}")
+        label = f" ({labels[index]})" if labels else ""
+        print(f"  seed {index}{label}: mean return {value:.4g}  (min {returns[index].min():.4g}, "
+              f"max {returns[index].max():.4g})")
+    groups = sweep_groups(run_info) or [("over seeds", list(range(len(per_seed))))]
+    for label, lanes in groups:  # a sweep's settings are not seeds of one another: one line each
+        values = per_seed[lanes]
+        print(f"  {label}: mean {values.mean():.4g}  median {np.median(values):.4g}  "
+              f"min {values.min():.4g}  max {values.max():.4g}")
     held_out = {name: np.asarray(values) for name, values in result.items()
                 if name not in ("update", "eval_return", "eval_length")}
     if held_out:  # an env's own held-out scores, one per seed (IntrusionDetection-v0: counts and F1)

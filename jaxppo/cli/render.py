@@ -31,6 +31,7 @@ def add_parser(commands: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from jaxppo import render, runner
     from jaxppo.run_dir import read_run
+    from jaxppo.run_summary import lane_labels
     from jaxppo.envs.evaluation import max_episode_steps
 
     # Everything is checked before the checkpoint is loaded or anything compiled.
@@ -46,9 +47,11 @@ def run(args: argparse.Namespace) -> int:
     parent = os.path.dirname(os.path.abspath(args.out))
     if not os.path.isdir(parent):
         raise UsageError(f"--out {args.out!r}: folder {parent!r} does not exist")
-    num_seeds = run_info["num_seeds"]
+    labels = lane_labels(run_info)  # a sweep's lanes: every setting x seed
+    num_seeds = len(labels) if labels else run_info["num_seeds"]
     if not 0 <= args.seed < num_seeds:
-        raise UsageError(f"--seed {args.seed} must lie in [0, {num_seeds - 1}] for this run ({num_seeds} seeds)")
+        what = "settings x seeds" if labels else "seeds"
+        raise UsageError(f"--seed {args.seed} must lie in [0, {num_seeds - 1}] for this run ({num_seeds} {what})")
     problem = render.render_support(config.env, args.out)
     if problem:
         raise UsageError(problem)
@@ -65,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
     episode = render.record_episode(loaded.algorithm, state, jax.random.PRNGKey(args.episode_seed), steps)
     render.write_animation(episode, args.out)
     how = "ended" if episode.ended else f"cut at --max-steps {steps}"
-    print(f"wrote {args.out}: {config.env}, seed {args.seed} at update {loaded.update}, {episode.length} steps "
+    which = f"seed {args.seed}" + (f" ({labels[args.seed]})" if labels else "")
+    print(f"wrote {args.out}: {config.env}, {which} at update {loaded.update}, {episode.length} steps "
           f"({how}), return {episode.returns[-1]:.1f}")
     return 0

@@ -50,7 +50,7 @@ class EnvFacts:
 # Random-policy returns were measured with benchmarks/diagnose_advice.py --random-returns (256
 # episodes of a uniform random policy per env, benchmarks/results/random_policy_returns.json). Solved thresholds are gym's
 # reward_threshold where it exists; Pendulum has none, and -400 (a pendulum that swings up and holds)
-# is the level benchmarks/reports.py already uses.
+# is the solved level the diagnosis, and so the debugging reports' lab grids, judge Pendulum by.
 ENV_FACTS: dict[str, EnvFacts] = {
     "CartPole-v1": EnvFacts(random_return=21.1, solved_return=475.0, reward_low=0.0, reward_high=1.0, discrete=True),
     "Acrobot-v1": EnvFacts(random_return=-497.7, solved_return=-100.0, reward_low=-1.0, reward_high=0.0,

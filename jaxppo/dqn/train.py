@@ -52,7 +52,7 @@ from jaxppo.dqn.networks import QNetwork, RecurrentQNetwork
 from jaxppo.networks import initial_memory, replace_output_layer
 from jaxppo.returns import running_discounted_return, symexp
 from jaxppo.envs.core import has_action_mask, legal_actions
-from jaxppo.envs.evaluation import greedy_episodes, recurrent_greedy_episodes
+from jaxppo.envs.evaluation import evaluate_policy
 from jaxppo.envs.stepping import StepNoise, draw_step_noise, step_envs
 from jaxppo.envs import (
     EpisodeTracker,
@@ -670,19 +670,8 @@ def act_with_memory(ctx: DQNContext, policy: DQNPolicy, obs: jax.Array, key: jax
 
 def evaluate(ctx, state, key: jax.Array) -> dict[str, jax.Array]:
     """One episode per fresh env with the deterministic policy; returns ``[eval_episodes]`` arrays (a
-    recurrent policy's also ``eval_return_memory_wiped``: ``recurrent_greedy_episodes``)."""
-    policy = policy_of(state)
-    episodes = ctx.config.run.eval_episodes
-    if ctx.recurrent:
-        return recurrent_greedy_episodes(
-            ctx.env, ctx.env_params,
-            lambda obs, k, memory, reset, action_mask=None: act_with_memory(
-                ctx, policy, obs, k, memory, reset, deterministic=True, action_mask=action_mask),
-            key, episodes, initial_policy_memory(ctx, (episodes,)), action_masks=ctx.masked)
-    return greedy_episodes(
-        ctx.env, ctx.env_params,
-        lambda obs, k, action_mask=None: act(ctx, policy, obs, k, deterministic=True, action_mask=action_mask),
-        key, episodes, action_masks=ctx.masked)
+    recurrent policy's also ``eval_return_memory_wiped``: ``jaxppo.envs.evaluation.evaluate_policy``)."""
+    return evaluate_policy(ctx, policy_of(state), key, act, act_with_memory, initial_policy_memory)
 
 
 def make_algorithm(config: DQNConfig, env: Any = None, env_params: Any = None) -> Algorithm:

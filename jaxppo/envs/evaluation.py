@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import jax
 import jax.numpy as jnp
 
-__all__ = ["greedy_episodes", "recurrent_greedy_episodes", "max_episode_steps"]
+__all__ = ["greedy_episodes", "recurrent_greedy_episodes", "evaluate_policy", "max_episode_steps"]
 
 
 def max_episode_steps(env_params: Any) -> int:
@@ -70,3 +70,28 @@ def recurrent_greedy_episodes(env: Any, env_params: Any, act_fn: Callable[..., A
     wiped = greedy_episodes(env, env_params, act_fn, key, num_episodes, memory=memory, action_masks=action_masks,
                             wipe_memory=True)
     return {**carried, "eval_return_memory_wiped": wiped["eval_return"]}
+
+
+def evaluate_policy(ctx: Any, policy: Any, key: jax.Array, act: Callable[..., Any],
+                    act_with_memory: Optional[Callable[..., Any]] = None,
+                    initial_memory: Optional[Callable[..., Any]] = None) -> dict[str, jax.Array]:
+    """An algorithm's ``evaluate``: one greedy episode on each of ``ctx.config.run.eval_episodes`` fresh envs.
+
+    ``ctx`` has ``env``, ``env_params``, ``config``, ``masked`` and ``recurrent``. The policy acts through
+    the algorithm's ``act(ctx, policy, obs, key, deterministic, action_mask)``, or for a recurrent one its
+    ``act_with_memory(ctx, policy, obs, key, memory, reset, deterministic, action_mask)`` from
+    ``initial_memory(ctx, (episodes,))``, played twice (``recurrent_greedy_episodes``).
+    """
+    episodes = ctx.config.run.eval_episodes
+    if ctx.recurrent:
+        def act_fn(obs, step_key, memory, reset, action_mask=None):
+            return act_with_memory(ctx, policy, obs, step_key, memory, reset, deterministic=True,
+                                   action_mask=action_mask)
+
+        return recurrent_greedy_episodes(ctx.env, ctx.env_params, act_fn, key, episodes,
+                                         initial_memory(ctx, (episodes,)), action_masks=ctx.masked)
+    return greedy_episodes(
+        ctx.env, ctx.env_params,
+        lambda obs, step_key, action_mask=None: act(ctx, policy, obs, step_key, deterministic=True,
+                                                    action_mask=action_mask),
+        key, episodes, action_masks=ctx.masked)

@@ -221,6 +221,9 @@ def main() -> None:
                              "into --random-out")
     parser.add_argument("--random-out", default=os.path.join(common.RESULTS_DIR, "random_policy_returns_suites.json"),
                         help="where --random-returns-of writes (default: results/random_policy_returns_suites.json)")
+    parser.add_argument("--random-episodes", type=int, default=256,
+                        help="episodes per env for the random-policy return (every episode runs the env's whole "
+                             "time limit in the scan: Craftax's 10,000 steps make 256 episodes a long CPU job)")
     parser.add_argument("--cache", default=os.path.join("/tmp", "jaxppo_diagnose_cache"))
     parser.add_argument("--out", default=os.path.join(common.RESULTS_DIR, "diagnose_advice.json"))
     args = parser.parse_args()
@@ -229,7 +232,7 @@ def main() -> None:
 
     if args.random_returns_of:
         data = {"benchmark": "random_policy_returns", "machine": common.machine_info(),
-                "returns": random_policy_returns(args.random_returns_of, 256)}
+                "returns": random_policy_returns(args.random_returns_of, args.random_episodes)}
         common.write_json_atomic(args.random_out, data)
         return
     if args.random_returns:

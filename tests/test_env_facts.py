@@ -4,6 +4,7 @@ return matches the committed measurement (``benchmarks/diagnose_advice.py --rand
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 
@@ -19,8 +20,8 @@ NOT_MEASURED = {"IntrusionDetection-v0", "MemoryChain-bsuite", "CartPole-NoVeloc
 
 def _measured() -> dict[str, float]:
     out = {}
-    for name in ("random_policy_returns.json", "random_policy_returns_suites.json"):
-        with open(os.path.join(RESULTS, name)) as handle:
+    for path in sorted(glob.glob(os.path.join(RESULTS, "random_policy_returns*.json"))):
+        with open(path) as handle:
             out.update({env: row["mean"] for env, row in json.load(handle)["returns"].items()})
     return out
 

@@ -103,6 +103,16 @@ ENV_FACTS: dict[str, EnvFacts] = {
                                        discrete=False),
     "playground/CartpoleBalance": EnvFacts(random_return=357.65, solved_return=None, reward_low=0.0,
                                            reward_high=1.0, discrete=False),
+    # Craftax-Classic pays 1 per achievement unlocked and a tenth of each change in health, so a step's
+    # reward has no tidy bound (None: the Q check falls back to growth). Random policy: 32 episodes of the
+    # whole 10,000-step limit (random_policy_returns_craftax.json; a Craftax reset per step makes 256 a
+    # long CPU job). No agreed solved level.
+    # MiniGrid-MemoryS8 pays 1 - 0.9 * steps / max_steps for stepping to the object that matches the one
+    # seen at the start, 0 otherwise (random_policy_returns_memory.json).
+    "xminigrid/MiniGrid-MemoryS8": EnvFacts(random_return=0.17, solved_return=None, reward_low=0.0,
+                                            reward_high=1.0, discrete=True),
+    "craftax/Craftax-Classic-Symbolic-v1": EnvFacts(random_return=1.63, solved_return=None, reward_low=None,
+                                                    reward_high=None, discrete=True),
 }
 
 

@@ -41,14 +41,18 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--tasks", nargs="*", default=list(TASKS), choices=list(TASKS))
     parser.add_argument("--output", required=True)
+    parser.add_argument("--full-length", action="store_true",
+                        help="train each config's own total_timesteps instead of the CPU budget in TASKS")
+    parser.add_argument("--memory", nargs="*", default=["gru", "none"], choices=["gru", "none"])
     args = parser.parse_args()
     out: dict[str, Any] = {"benchmark": "memory_tasks", "machine": common.machine_info(),
                            "command": " ".join(["python"] + sys.argv), "seeds": args.seeds, "runs": []}
     keys = programs.seed_keys(args.seed, args.seeds)
     for task in args.tasks:
         name, steps = TASKS[task]
-        for memory in ("gru", "none"):
-            config = jaxppo.apply_overrides(jaxppo.load_config(name), [f"total_timesteps={steps}", f"memory={memory}"])
+        for memory in args.memory:
+            budget = [] if args.full_length else [f"total_timesteps={steps}"]
+            config = jaxppo.apply_overrides(jaxppo.load_config(name), budget + [f"memory={memory}"])
             metrics, compile_s, run_s, _ = programs.train_stacked([config], keys)
             metrics = {k: v[0] for k, v in metrics.items()}
             finals = final_returns(metrics)

@@ -146,6 +146,9 @@ class PPOConfig:
     hidden_sizes: tuple[int, ...] = static((64, 64))
     activation: str = static("tanh")
     torso: str = static("mlp")  # mlp | conv: a 3x3 conv over [H, W, C] observations (grids, pixels) first
+    # With torso: conv, the [H, W, C] field of a named observation (Jumanji's "grid") the conv reads; the
+    # observation's other fields go beside its features into the MLP. None: the whole observation.
+    conv_field: Optional[str] = static(None)
     # Memory: "gru" gives actor and critic a GRU after their first layer (docs/memory.md).
     memory: str = static("none")  # none | gru
     memory_size: int = static(128)
@@ -231,6 +234,9 @@ class PPOConfig:
             raise ValueError(f"hidden_sizes={self.hidden_sizes!r} must be a non-empty list of positive ints.")
         _check_choice("activation", self.activation, _ACTIVATIONS)
         _check_choice("torso", self.torso, ("mlp", "conv"))
+        if self.conv_field is not None and (not isinstance(self.conv_field, str) or self.torso != "conv"):
+            raise ValueError(f"conv_field={self.conv_field!r} names the observation field a conv torso reads; it needs "
+                             "torso: conv and a field name such as grid.")
         _check_choice("memory", self.memory, ("none", "gru"))
         _check_positive_int("memory_size", self.memory_size)
         if self.memory != "none" and self.num_envs % self.num_minibatches:
@@ -304,6 +310,7 @@ class DQNConfig:
     hidden_sizes: tuple[int, ...] = static((120, 84))
     activation: str = static("relu")
     torso: str = static("mlp")  # mlp | conv (MinAtar)
+    conv_field: Optional[str] = static(None)  # with torso: conv, the named [H, W, C] observation field it reads
     # Memory: "gru" gives the Q-network a GRU after its first layer, and learning replays stored sequences
     # (R2D2's recipe: each step's memory is stored, burn_in steps replayed without a gradient refresh it,
     # the TD loss is taken on the next sequence_length steps; docs/memory.md). batch_size counts sequences.
@@ -378,6 +385,9 @@ class DQNConfig:
             raise ValueError(f"hidden_sizes={self.hidden_sizes!r} must be a non-empty list of positive ints.")
         _check_choice("activation", self.activation, _ACTIVATIONS)
         _check_choice("torso", self.torso, ("mlp", "conv"))
+        if self.conv_field is not None and (not isinstance(self.conv_field, str) or self.torso != "conv"):
+            raise ValueError(f"conv_field={self.conv_field!r} names the observation field a conv torso reads; it needs "
+                             "torso: conv and a field name such as grid.")
         _check_choice("memory", self.memory, ("none", "gru"))
         for name in ("memory_size", "sequence_length"):
             _check_positive_int(name, getattr(self, name))

@@ -19,14 +19,14 @@ The initialiser draws the same distribution as flax's (and as PyTorch's ``nn.ini
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
 __all__ = ["activation_fn", "householder_qr", "orthogonal", "ConvTorso", "MLP", "ACTIVATIONS", "replace_output_layer",
-           "ResettableGRU", "RecurrentTorso", "initial_memory"]
+           "ResettableGRU", "RecurrentTorso", "initial_memory", "torso_features", "ConvField"]
 
 ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "tanh": jnp.tanh,
@@ -115,6 +115,26 @@ class ConvTorso(nn.Module):
         return x.reshape(batch_shape + (-1,))
 
 
+#: ``(offset, shape)`` of one ``[H, W, C]`` field inside a flat observation vector (``jaxppo.envs.conv_input``).
+ConvField = Optional[tuple[int, tuple[int, ...]]]
+
+
+def torso_features(obs: jax.Array, torso: str, activation: str, obs_ndim: int, conv_field: ConvField = None
+                   ) -> tuple[jax.Array, int]:
+    """``(features, their rank)`` before the MLP, inside a compact module: ``torso="mlp"`` hands the
+    observation on; ``"conv"`` convolves a ``[..., H, W, C]`` observation, or with ``conv_field`` cuts that
+    field out of a flat observation, convolves it and puts the other entries beside its features."""
+    if torso != "conv":
+        return obs, obs_ndim
+    if conv_field is None:
+        return ConvTorso(activation)(obs), 1
+    offset, shape = conv_field
+    end = offset + math.prod(shape)
+    grid = obs[..., offset:end].reshape(obs.shape[:-1] + tuple(shape))
+    rest = jnp.concatenate([obs[..., :offset], obs[..., end:]], axis=-1).astype(jnp.float32)
+    return jnp.concatenate([ConvTorso(activation)(grid), rest], axis=-1), 1
+
+
 class MLP(nn.Module):
     """Flattens the trailing ``obs_ndim`` axes, then ``hidden_sizes`` dense layers and a linear head.
 
@@ -171,12 +191,11 @@ class RecurrentTorso(nn.Module):
     memory_size: int
     obs_ndim: int = 1
     torso: str = "mlp"  # mlp | conv
+    conv_field: ConvField = None
 
     @nn.compact
     def __call__(self, memory: jax.Array, obs: jax.Array, reset: jax.Array) -> tuple[jax.Array, jax.Array]:
-        obs_ndim = self.obs_ndim
-        if self.torso == "conv":
-            obs, obs_ndim = ConvTorso(self.activation)(obs), 1
+        obs, obs_ndim = torso_features(obs, self.torso, self.activation, self.obs_ndim, self.conv_field)
         x = obs.reshape(obs.shape[: obs.ndim - obs_ndim] + (-1,)).astype(jnp.float32)
         x = nn.Dense(self.embed_size, kernel_init=orthogonal(math.sqrt(2.0)), bias_init=nn.initializers.zeros)(x)
         return ResettableGRU(self.memory_size)(memory, activation_fn(self.activation)(x), reset)

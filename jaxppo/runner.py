@@ -519,7 +519,9 @@ class RateClock:
     The first chunk of a session includes compiling the chunk program (about 12 s of a 30 s CartPole
     run), so a rate that counts it makes the first ETAs several times too long. After the first chunk
     the text says so; from the second on it gives the rate over the chunks since the first, and the ETA
-    at that rate. ``clock`` is there for tests.
+    at that rate. A later chunk of a length not run before (evaluation points cut a short run into
+    chunks of two or three lengths) compiles its own program: ``compiled=True`` leaves its time and steps
+    out of the rate too. ``clock`` is there for tests.
     """
 
     def __init__(self, total_steps: int, steps_done: int, clock: Callable[[], float] = time.perf_counter):
@@ -528,15 +530,26 @@ class RateClock:
         self._start_steps: Optional[int] = None
         self._start_time: Optional[float] = None
         self._first_steps = steps_done
+        self._last: tuple[int, float] = (steps_done, 0.0)
+        self._left_out: tuple[int, float] = (0, 0.0)  # steps and seconds of later chunks that compiled
 
-    def chunk_done(self, steps_done: int) -> str:
+    def chunk_done(self, steps_done: int, compiled: bool = False) -> str:
         now = self._clock()
+        last_steps, last_time = self._last
+        self._last = (steps_done, now)
         if self._start_time is None:
             self._start_steps, self._start_time = steps_done, now
             if steps_done >= self._total:
                 return "done"
             return "first chunk done (compiled); rate after the next"
-        rate = (steps_done - self._start_steps) / max(now - self._start_time, 1e-9)
+        if compiled:
+            steps_out, time_out = self._left_out
+            self._left_out = (steps_out + steps_done - last_steps, time_out + now - last_time)
+        steps_out, time_out = self._left_out
+        counted_steps, counted_time = steps_done - self._start_steps - steps_out, now - self._start_time - time_out
+        if counted_steps <= 0:
+            return "compiled a chunk of another length; rate after the next"
+        rate = counted_steps / max(counted_time, 1e-9)
         left = (self._total - steps_done) / max(rate, 1e-9)
         return f"{rate:,.0f} steps/s, ETA {_clock_text(left)}"
 
@@ -567,6 +580,7 @@ def _train_loop(ctx: _RunContext, state: Any, records: Records, progress: bool, 
                dynamic_ncols=True, file=sys.stderr,
                bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]")
     bar.set_postfix_str("compiling the first chunk", refresh=True)
+    chunk_lengths: set[int] = set()  # chunk programs compiled so far, by length in updates
     clock = RateClock(num_updates * steps_all_seeds, records.update * steps_all_seeds)
     writer: Optional[CheckpointWriter] = None
     session_start = time.perf_counter()
@@ -607,7 +621,8 @@ def _train_loop(ctx: _RunContext, state: Any, records: Records, progress: bool, 
                         "config": config_lib.config_to_dict(config),
                     })
             status = _progress_text(records)
-            timing = clock.chunk_done(stop * steps_all_seeds)
+            timing = clock.chunk_done(stop * steps_all_seeds, compiled=(stop - start) not in chunk_lengths)
+            chunk_lengths.add(stop - start)
             bar.set_postfix_str(f"{status}, {timing}", refresh=False)
             bar.update((stop - start) * steps_all_seeds)
             if not progress:

@@ -156,3 +156,43 @@ def test_real_multi_discrete_envs_train_and_per_dimension_masks_are_refused():
     assert np.all(np.isfinite(metrics["q_mean"]))
     with pytest.raises(ValueError, match="per dimension"):
         jaxppo.envs.make_env("jumanji/JobShop-v0")
+
+
+def test_a_conv_torso_reads_one_named_field_of_the_flat_observation():
+    """Snake's observation flattens to its [12, 12, 5] grid then its step count. The layout says where the
+    grid sits; the torso cuts it back out, so its features equal the conv of the env's own grid, with the
+    step count beside them; PPO and DQN train with it, and a field that is no grid is refused."""
+    import flax.linen as nn
+
+    from jaxppo.networks import ConvTorso, torso_features
+
+    env, params = jaxppo.envs.make_env("jumanji/Snake-v1")
+    assert env.observation_fields == {"grid": (0, (12, 12, 5)), "step_count": (720, ())}
+    obs, _ = env.reset(jax.random.PRNGKey(0), params)
+    _, timestep = env.unwrapped.reset(jax.random.PRNGKey(0))
+    np.testing.assert_array_equal(obs[:720].reshape(12, 12, 5), timestep.observation.grid.astype(np.float32))
+
+    class Torso(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            return torso_features(x, "conv", "relu", 1, env.observation_fields["grid"])[0]
+
+    batch = jnp.stack([obs, obs + 1.0])
+    variables = Torso().init(jax.random.PRNGKey(1), batch)
+    features = Torso().apply(variables, batch)
+    grid_features = ConvTorso("relu").apply({"params": variables["params"]["ConvTorso_0"]},
+                                            batch[:, :720].reshape(2, 12, 12, 5))
+    np.testing.assert_allclose(features, jnp.concatenate([grid_features, batch[:, 720:]], axis=-1), rtol=1e-6)
+
+    config = jaxppo.PPOConfig(env="jumanji/Snake-v1", torso="conv", conv_field="grid", num_envs=4, num_steps=16,
+                              total_timesteps=4 * 16 * 2, hidden_sizes=(32,))
+    _, metrics = jaxppo.train(config, num_seeds=1)
+    assert np.all(np.isfinite(metrics["value_loss"]))
+    dqn = jaxppo.DQNConfig(env="jumanji/Snake-v1", torso="conv", conv_field="grid", num_envs=4, total_timesteps=400,
+                           learning_starts=200, buffer_size=200, batch_size=16, hidden_sizes=(32,))
+    _, metrics = jaxppo.train(dqn, num_seeds=1)
+    assert np.all(np.isfinite(metrics["q_mean"]))
+    with pytest.raises(ValueError, match="grid fields: \\['grid'\\]"):
+        jaxppo.make_algorithm(config.replace(conv_field="step_count"))
+    with pytest.raises(ValueError, match="needs torso: conv"):
+        jaxppo.PPOConfig(env="jumanji/Snake-v1", conv_field="grid")

@@ -429,3 +429,14 @@ def test_rate_and_eta_leave_out_the_first_chunk_which_compiles():
     # A rate that counted the first chunk (started at 100 s) would read 3000 / 34 s = 88 steps/s, ETA 0:11.
     resumed = runner.RateClock(total_steps=4000, steps_done=3000, clock=lambda: 0.0)
     assert resumed.chunk_done(4000) == "done"
+
+
+def test_a_later_chunk_that_compiles_a_new_length_is_left_out_of_the_rate():
+    """Hand-timed: chunks of 1000 steps take 2 s; the third chunk (500 steps, a new length) takes 10.5 s
+    because it compiles. The rate stays 500 steps/s instead of 2500 / 14.5 s = 172."""
+    times = iter([130.0, 132.0, 142.5, 144.5])
+    clock = runner.RateClock(total_steps=6000, steps_done=0, clock=lambda: next(times))
+    clock.chunk_done(1000)
+    assert clock.chunk_done(2000) == "500 steps/s, ETA 0:08"
+    assert clock.chunk_done(2500, compiled=True) == "500 steps/s, ETA 0:07"
+    assert clock.chunk_done(3500) == "500 steps/s, ETA 0:05"

@@ -162,7 +162,9 @@ def _print_summary(summary: dict) -> None:
         f"  wall time              {summary['wall_time_s']:.1f} s ({summary['steps_per_second']:,.0f} steps/s, "
         "compilation included)",
         f"  files                  {summary['run_dir']}",
-        "                         summary.json metrics.jsonl eval.jsonl learning_curve.png diagnostics.png checkpoints/",
+        "                         summary.json metrics.jsonl "
+        + ("eval.jsonl " if summary.get("final_eval_return") else "")  # empty without run.eval_interval
+        + "learning_curve.png diagnostics.png checkpoints/",
     ]
     print("\n".join(lines), flush=True)
 

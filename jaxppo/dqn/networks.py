@@ -15,7 +15,7 @@ from typing import Sequence
 import flax.linen as nn
 import jax
 
-from jaxppo.networks import MLP, ConvTorso, RecurrentTorso
+from jaxppo.networks import MLP, ConvField, ConvTorso, RecurrentTorso, torso_features
 
 __all__ = ["QNetwork", "RecurrentQNetwork", "ConvTorso"]
 
@@ -32,14 +32,13 @@ class QNetwork(nn.Module):
     num_actions: int
     torso: str = "mlp"  # mlp | conv
     obs_ndim: int = 1
+    conv_field: ConvField = None
 
     @nn.compact
     def __call__(self, obs: jax.Array) -> jax.Array:
-        obs_ndim = self.obs_ndim
-        if self.torso == "conv":
-            if self.obs_ndim != 3:
-                raise ValueError(f"torso='conv' needs [H, W, C] observations, got rank {self.obs_ndim}.")
-            obs, obs_ndim = ConvTorso(self.activation)(obs), 1
+        if self.torso == "conv" and self.conv_field is None and self.obs_ndim != 3:
+            raise ValueError(f"torso='conv' needs [H, W, C] observations, got rank {self.obs_ndim}.")
+        obs, obs_ndim = torso_features(obs, self.torso, self.activation, self.obs_ndim, self.conv_field)
         # Head scale 1: Q-values must reach the return scale (hundreds on CartPole), unlike PPO's 0.01 policy head.
         return MLP(self.hidden_sizes, self.activation, self.num_actions, 1.0, obs_ndim)(obs)
 
@@ -57,9 +56,10 @@ class RecurrentQNetwork(nn.Module):
     memory_size: int
     torso: str = "mlp"  # mlp | conv
     obs_ndim: int = 1
+    conv_field: ConvField = None
 
     @nn.compact
     def __call__(self, memory: jax.Array, obs: jax.Array, reset: jax.Array) -> tuple[jax.Array, jax.Array]:
         memory, features = RecurrentTorso(self.hidden_sizes[0], self.activation, self.memory_size, self.obs_ndim,
-                                          self.torso)(memory, obs, reset)
+                                          self.torso, self.conv_field)(memory, obs, reset)
         return memory, MLP(tuple(self.hidden_sizes[1:]), self.activation, self.num_actions, 1.0)(features)

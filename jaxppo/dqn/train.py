@@ -51,7 +51,7 @@ from jaxppo.dqn import losses
 from jaxppo.dqn.networks import QNetwork, RecurrentQNetwork
 from jaxppo.networks import initial_memory, replace_output_layer
 from jaxppo.returns import running_discounted_return, symexp
-from jaxppo.envs.core import has_action_mask, legal_actions
+from jaxppo.envs.core import conv_input, has_action_mask, legal_actions
 from jaxppo.envs.evaluation import evaluate_policy
 from jaxppo.envs.stepping import StepNoise, draw_step_noise, step_envs
 from jaxppo.envs import (
@@ -212,15 +212,13 @@ def make_context(config: DQNConfig, env: Any = None, env_params: Any = None) -> 
     if not spec.discrete:
         raise ValueError(f"DQN needs a discrete action space; env={config.env!r} is continuous. Use PPO.")
     obs_shape = observation_shape(env, env_params)
-    if config.torso == "conv" and len(obs_shape) != 3:
-        raise ValueError(f"torso='conv' needs [height, width, channels] observations; env={config.env!r} gives "
-                         f"shape {obs_shape}. Use torso: mlp.")
+    conv_field = conv_input(env, env_params, config.env, config.torso, config.conv_field)
     if config.memory == "none":
         network = QNetwork(config.hidden_sizes, config.activation, spec.num_actions, config.torso,
-                           max(len(obs_shape), 1))
+                           max(len(obs_shape), 1), conv_field)
     else:
         network = RecurrentQNetwork(config.hidden_sizes, config.activation, spec.num_actions, config.memory_size,
-                                    config.torso, max(len(obs_shape), 1))
+                                    config.torso, max(len(obs_shape), 1), conv_field)
     optimizer = make_optimizer(learning_rate_schedule(config), max_grad_norm=config.max_grad_norm,
                                adam_eps=config.adam_eps)
     return DQNContext(config, env, env_params, network, optimizer, spec.num_actions, obs_shape)

@@ -10,7 +10,7 @@ import numpy as np
 from jaxppo.envs.wrappers import scale_rewards
 
 __all__ = ["ActionSpec", "SUITES", "Suite", "action_spec", "adapt_suite_env", "has_action_mask", "installed_suites", "known_env_names",
-           "legal_actions", "make_env", "observation_shape", "resolve_env", "suite_env_names", "suite_of"]
+           "legal_actions", "make_env", "observation_shape", "conv_input", "resolve_env", "suite_env_names", "suite_of"]
 
 
 def _without_velocities(name: str, keep: tuple[int, ...]) -> Callable[[], Any]:
@@ -202,3 +202,27 @@ def action_spec(env: Any, env_params: Any) -> ActionSpec:
 def observation_shape(env: Any, env_params: Any) -> tuple[int, ...]:
     """The shape of one observation, without batch axes."""
     return tuple(env.observation_space(env_params).shape)
+
+
+def conv_input(env: Any, env_params: Any, env_name: str, torso: str, conv_field: Optional[str]
+               ) -> Optional[tuple[int, tuple[int, ...]]]:
+    """What a ``torso: conv`` reads, checked before anything is built: ``None`` for a whole ``[H, W, C]``
+    observation, or with ``conv_field`` the ``(offset, shape)`` of that field in the env's flat
+    observation (the env's ``observation_fields``). Bad combinations raise one-line ``ValueError``s."""
+    shape = observation_shape(env, env_params)
+    if conv_field is not None:
+        if torso != "conv":
+            raise ValueError(f"conv_field={conv_field!r} names the field a conv torso reads; set torso: conv too.")
+        fields = getattr(env, "observation_fields", None)
+        if fields is None:
+            raise ValueError(f"env={env_name!r} has no named observation fields for conv_field={conv_field!r} "
+                             "(jaxppo's Jumanji adapter has them); leave conv_field out.")
+        if conv_field not in fields or len(fields[conv_field][1]) != 3:
+            grids = [name for name, (_, field_shape) in fields.items() if len(field_shape) == 3]
+            raise ValueError(f"conv_field={conv_field!r} is not a [height, width, channels] field of env={env_name!r}'s "
+                             f"observation; its grid fields: {grids or 'none'}.")
+        return fields[conv_field]
+    if torso == "conv" and len(shape) != 3:
+        raise ValueError(f"torso='conv' needs [height, width, channels] observations; env={env_name!r} gives "
+                         f"shape {shape}. Use torso: mlp, or conv_field: <a grid field> where the env names its fields.")
+    return None

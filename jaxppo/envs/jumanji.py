@@ -34,8 +34,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxppo.envs.suite import (SuiteParams, WithActionMask, discrete_space, flat_observation, restart_where_done,
-                               vector_space)
+from jaxppo.envs.suite import (SuiteParams, WithActionMask, discrete_space, flat_layout, flat_observation,
+                               restart_where_done, vector_space)
 
 __all__ = ["PREFIX", "MAX_JOINT_ACTIONS", "JumanjiEnv", "adapt", "make", "registered_names"]
 
@@ -87,6 +87,13 @@ class JumanjiEnv:
     @property
     def default_params(self) -> SuiteParams:
         return SuiteParams(max_steps_in_episode=self._time_limit)
+
+    @property
+    def observation_fields(self) -> dict[str, tuple[int, tuple[int, ...]]]:
+        """Each observation field's ``(offset, shape)`` in the flat vector (``torso: conv`` with
+        ``conv_field: grid`` convolves Snake's ``[12, 12, 5]`` grid and hands the rest to the MLP)."""
+        _, timestep = jax.eval_shape(self._env.reset, jax.random.PRNGKey(0))
+        return flat_layout(timestep.observation, leave_out=MASK_FIELD)
 
     @staticmethod
     def flatten_observation(observation: Any) -> jax.Array:

@@ -21,12 +21,13 @@ from typing import Any, Optional
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import struct
 
 from jaxppo.envs.stepping import where_done
 
-__all__ = ["SuiteParams", "WithActionMask", "flat_observation", "observation_array", "restart_where_done", "vector_space",
-           "discrete_space"]
+__all__ = ["SuiteParams", "WithActionMask", "flat_observation", "flat_layout", "observation_array", "restart_where_done",
+           "vector_space", "discrete_space"]
 
 
 @struct.dataclass
@@ -57,6 +58,21 @@ def flat_observation(observation: Any, leave_out: Optional[str] = None) -> jax.A
     leaves = [leaf for path, leaf in jax.tree_util.tree_leaves_with_path(observation)
               if leave_out is None or _field_name(path) != leave_out]
     return jnp.concatenate([jnp.ravel(jnp.asarray(leaf)).astype(jnp.float32) for leaf in leaves])
+
+
+def flat_layout(observation: Any, leave_out: Optional[str] = None) -> dict[str, tuple[int, tuple[int, ...]]]:
+    """Where each field of ``observation`` sits in ``flat_observation(observation, leave_out)``: its name
+    to ``(offset, shape)``, so a network can cut one field back out (a grid for a conv torso). Works on
+    arrays or ``jax.ShapeDtypeStruct`` leaves."""
+    layout, offset = {}, 0
+    for path, leaf in jax.tree_util.tree_leaves_with_path(observation):
+        name = _field_name(path)
+        if leave_out is not None and name == leave_out:
+            continue
+        shape = tuple(int(d) for d in leaf.shape)
+        layout[name] = (offset, shape)
+        offset += int(np.prod(shape, dtype=np.int64))
+    return layout
 
 
 def observation_array(observation: Any, leave_out: Optional[str] = None) -> jax.Array:

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxppo import running_stats as rs
-from jaxppo.networks import MLP, ConvTorso, RecurrentTorso, activation_fn, replace_output_layer
+from jaxppo.networks import MLP, ConvField, RecurrentTorso, activation_fn, replace_output_layer, torso_features
 
 __all__ = [
     "MLP",
@@ -46,14 +46,6 @@ class PolicyOutput(NamedTuple):
     log_std: Optional[jax.Array]
 
 
-def _torso(obs: jax.Array, torso: str, activation: str, obs_ndim: int) -> tuple[jax.Array, int]:
-    """``(features, their rank)``: ``torso="conv"`` convolves ``[..., H, W, C]`` observations first
-    (``jaxppo.networks.ConvTorso``), ``"mlp"`` hands the observation on as it is."""
-    if torso == "conv":
-        return ConvTorso(activation)(obs), 1
-    return obs, obs_ndim
-
-
 class Actor(nn.Module):
     """Policy network. The last layer starts near zero (scale 0.01) so the initial policy is near uniform."""
 
@@ -64,10 +56,11 @@ class Actor(nn.Module):
     log_std_init: float = 0.0
     obs_ndim: int = 1
     torso: str = "mlp"  # mlp | conv
+    conv_field: ConvField = None
 
     @nn.compact
     def __call__(self, obs: jax.Array) -> PolicyOutput:
-        obs, obs_ndim = _torso(obs, self.torso, self.activation, self.obs_ndim)
+        obs, obs_ndim = torso_features(obs, self.torso, self.activation, self.obs_ndim, self.conv_field)
         loc = MLP(self.hidden_sizes, self.activation, self.num_actions, 0.01, obs_ndim)(obs)
         if self.discrete:
             return PolicyOutput(loc=loc, log_std=None)
@@ -84,17 +77,18 @@ class Critic(nn.Module):
     obs_ndim: int = 1
     head_scale: float = 1.0
     torso: str = "mlp"  # mlp | conv
+    conv_field: ConvField = None
 
     @nn.compact
     def __call__(self, obs: jax.Array) -> jax.Array:
-        obs, obs_ndim = _torso(obs, self.torso, self.activation, self.obs_ndim)
+        obs, obs_ndim = torso_features(obs, self.torso, self.activation, self.obs_ndim, self.conv_field)
         return MLP(self.hidden_sizes, self.activation, 1, self.head_scale, obs_ndim)(obs)[..., 0]
 
 
-def _recurrent_torso(embed_size: int, activation: str, memory_size: int, obs_ndim: int, torso: str
-                     ) -> RecurrentTorso:
+def _recurrent_torso(embed_size: int, activation: str, memory_size: int, obs_ndim: int, torso: str,
+                     conv_field: ConvField = None) -> RecurrentTorso:
     """``jaxppo.networks.RecurrentTorso`` under the parameter name PPO's checkpoints have always used."""
-    return RecurrentTorso(embed_size, activation, memory_size, obs_ndim, torso, name="_RecurrentTorso_0")
+    return RecurrentTorso(embed_size, activation, memory_size, obs_ndim, torso, conv_field, name="_RecurrentTorso_0")
 
 
 class RecurrentActor(nn.Module):
@@ -112,11 +106,12 @@ class RecurrentActor(nn.Module):
     log_std_init: float = 0.0
     obs_ndim: int = 1
     torso: str = "mlp"
+    conv_field: ConvField = None
 
     @nn.compact
     def __call__(self, memory: jax.Array, obs: jax.Array, reset: jax.Array) -> tuple[jax.Array, PolicyOutput]:
         memory, features = _recurrent_torso(self.hidden_sizes[0], self.activation, self.memory_size,
-                                           self.obs_ndim, self.torso)(memory, obs, reset)
+                                           self.obs_ndim, self.torso, self.conv_field)(memory, obs, reset)
         loc = MLP(tuple(self.hidden_sizes[1:]), self.activation, self.num_actions, 0.01)(features)
         if self.discrete:
             return memory, PolicyOutput(loc=loc, log_std=None)
@@ -134,11 +129,12 @@ class RecurrentCritic(nn.Module):
     obs_ndim: int = 1
     head_scale: float = 1.0
     torso: str = "mlp"
+    conv_field: ConvField = None
 
     @nn.compact
     def __call__(self, memory: jax.Array, obs: jax.Array, reset: jax.Array) -> tuple[jax.Array, jax.Array]:
         memory, features = _recurrent_torso(self.hidden_sizes[0], self.activation, self.memory_size,
-                                           self.obs_ndim, self.torso)(memory, obs, reset)
+                                           self.obs_ndim, self.torso, self.conv_field)(memory, obs, reset)
         value = MLP(tuple(self.hidden_sizes[1:]), self.activation, 1, self.head_scale)(features)[..., 0]
         return memory, value
 

@@ -44,7 +44,7 @@ from jaxppo import diagnostics, shuffle
 from jaxppo import running_stats as rs
 from jaxppo.algorithm import Algorithm, bind_algorithm
 from jaxppo.config import PPOConfig
-from jaxppo.envs.core import has_action_mask, legal_actions
+from jaxppo.envs.core import conv_input, has_action_mask, legal_actions
 from jaxppo.envs.evaluation import evaluate_policy
 from jaxppo.envs import (
     ActionSpec,
@@ -204,18 +204,17 @@ def make_context(config: PPOConfig, env: Any = None, env_params: Any = None) -> 
     spec = action_spec(env, env_params)
     obs_shape = observation_shape(env, env_params)
     obs_ndim = max(len(obs_shape), 1)
-    if config.torso == "conv" and len(obs_shape) != 3:
-        raise ValueError(f"torso='conv' needs [height, width, channels] observations; env={config.env!r} gives "
-                         f"shape {obs_shape}. Use torso: mlp.")
+    conv_field = conv_input(env, env_params, config.env, config.torso, config.conv_field)
     if config.memory == "none":
         actor = Actor(config.hidden_sizes, config.activation, spec.num_actions, spec.discrete,
-                      config.log_std_init, obs_ndim, config.torso)
-        critic = Critic(config.hidden_sizes, config.activation, obs_ndim, config.value_head_init_scale, config.torso)
+                      config.log_std_init, obs_ndim, config.torso, conv_field)
+        critic = Critic(config.hidden_sizes, config.activation, obs_ndim, config.value_head_init_scale, config.torso,
+                        conv_field)
     else:
         actor = RecurrentActor(config.hidden_sizes, config.activation, spec.num_actions, spec.discrete,
-                               config.memory_size, config.log_std_init, obs_ndim, config.torso)
+                               config.memory_size, config.log_std_init, obs_ndim, config.torso, conv_field)
         critic = RecurrentCritic(config.hidden_sizes, config.activation, config.memory_size, obs_ndim,
-                                 config.value_head_init_scale, config.torso)
+                                 config.value_head_init_scale, config.torso, conv_field)
     # Constant rates here; anneal_lr scales each update's step by learning_rate_fraction instead.
     optimizer = make_optimizer(config.learning_rate, max_grad_norm=config.max_grad_norm, adam_eps=config.adam_eps,
                                critic_learning_rate=config.critic_learning_rate)

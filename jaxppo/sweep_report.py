@@ -119,7 +119,8 @@ def sweep_markdown(table: Mapping[str, Any]) -> str:
                                               f"{_number(ev['iqm_ci'][1])}]")
         found = ", ".join(f"{name} {count}" for name, count in sorted(row["pathologies"].items()))
         if final["num_nonfinite"]:
-            found = (found + ", " if found else "") + f"no finished episode {final['num_nonfinite']}"
+            # NaN or Inf: the seed diverged or never finished an episode; its IQM rank is the worst seed's.
+            found = (found + ", " if found else "") + f"non-finite final return {final['num_nonfinite']}"
         cells.append(found or "none")
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "Final return: per seed, the mean episode return over the last updates that finished an "

@@ -30,13 +30,13 @@ def latest_rows() -> list[tuple[dict, dict, str]]:
             data = json.load(f)
         for run in data.get("runs", []):
             algorithm = run.get("algorithm", run["config"].split("_", 1)[0])  # older files: the config's prefix
-            key = (algorithm, run["task"], run["memory"])
+            key = (algorithm, run["task"], run["memory"], run["env_steps"])
             date = data["machine"]["date_utc"]
             if key not in rows or rows[key][1]["machine"]["date_utc"] < date:
                 rows[key] = ({**run, "algorithm": algorithm}, data, os.path.basename(path))
     order = {"gru": 0, "none": 1}
     return sorted(rows.values(), key=lambda item: (item[0]["algorithm"] != "ppo", item[0]["task"] != "MemoryChain-bsuite",
-                                                   item[0]["task"], order[item[0]["memory"]]))
+                                                   item[0]["task"], item[0]["env_steps"], order[item[0]["memory"]]))
 
 
 def table() -> str:

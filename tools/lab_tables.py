@@ -32,6 +32,9 @@ REWARD_SCALE_TABLES = [
     ("reward_scale_intrusion", "Reward scale on the stress env (IntrusionDetection-v0): PPOConfig() against "
      "PureJaxRL's value side", "jaxppo_default", "`PPOConfig()`"),
     ("reward_scale_dqn", "Reward scale, DQN: the default against CleanRL's value side", "dqn_default", "`DQNConfig()`"),
+    ("reward_scale_brax", "Reward scale on a MuJoCo-style task (brax's inverted_pendulum): PPOConfig()'s value side "
+     "against PureJaxRL's and report 004's raw returns", "jaxppo_default",
+     "`ppo_brax_inverted_pendulum.yaml` on `PPOConfig()`"),
 ]
 REPORTS = [("report000", "000"), ("report001", "001"), ("report002", "002"), ("report003", "003"), ("report004", "004")]
 

@@ -134,7 +134,7 @@ def test_a_multi_discrete_action_is_one_action_per_combination_with_the_joint_ma
     np.testing.assert_array_equal(env.env_action(jnp.arange(6)), [[0, 0], [0, 1], [0, 2], [1, 0], [1, 1], [1, 2]])
 
 
-def test_real_multi_discrete_envs_train_and_per_dimension_masks_are_refused():
+def test_real_multi_discrete_envs_match_the_env_and_per_dimension_masks_are_refused():
     """Minesweeper's 10 x 10 cells are 100 joint actions whose mask is the env's own, raveled; JobShop's
     mask has one row per machine, which one action per combination cannot express."""
     env, params = jaxppo.envs.make_env("jumanji/Minesweeper-v0")
@@ -146,6 +146,12 @@ def test_real_multi_discrete_envs_train_and_per_dimension_masks_are_refused():
     _, _, reward, _, _, _ = env.step(jax.random.PRNGKey(1), state, 23, params)
     _, expected = env.unwrapped.step(inner_state, jnp.array([2, 3], jnp.int32))
     assert float(reward) == float(expected.reward)
+    with pytest.raises(ValueError, match="per dimension"):
+        jaxppo.envs.make_env("jumanji/JobShop-v0")
+
+
+@pytest.mark.slow
+def test_ppo_and_dqn_train_on_a_multi_discrete_env():
     config = jaxppo.PPOConfig(env="jumanji/Minesweeper-v0", num_envs=4, num_steps=16, total_timesteps=4 * 16 * 2,
                               hidden_sizes=(32,))
     _, metrics = jaxppo.train(config, num_seeds=1)
@@ -154,8 +160,6 @@ def test_real_multi_discrete_envs_train_and_per_dimension_masks_are_refused():
                            buffer_size=200, batch_size=16, hidden_sizes=(32,))
     _, metrics = jaxppo.train(dqn, num_seeds=1)
     assert np.all(np.isfinite(metrics["q_mean"]))
-    with pytest.raises(ValueError, match="per dimension"):
-        jaxppo.envs.make_env("jumanji/JobShop-v0")
 
 
 def test_a_conv_torso_reads_one_named_field_of_the_flat_observation():
@@ -183,7 +187,16 @@ def test_a_conv_torso_reads_one_named_field_of_the_flat_observation():
     grid_features = ConvTorso("relu").apply({"params": variables["params"]["ConvTorso_0"]},
                                             batch[:, :720].reshape(2, 12, 12, 5))
     np.testing.assert_allclose(features, jnp.concatenate([grid_features, batch[:, 720:]], axis=-1), rtol=1e-6)
+    config = jaxppo.PPOConfig(env="jumanji/Snake-v1", torso="conv", conv_field="grid", num_envs=4, num_steps=16,
+                              total_timesteps=4 * 16 * 2, hidden_sizes=(32,))
+    with pytest.raises(ValueError, match="grid fields: \\['grid'\\]"):
+        jaxppo.make_algorithm(config.replace(conv_field="step_count"))
+    with pytest.raises(ValueError, match="needs torso: conv"):
+        jaxppo.PPOConfig(env="jumanji/Snake-v1", conv_field="grid")
 
+
+@pytest.mark.slow
+def test_ppo_and_dqn_train_with_a_conv_torso_over_snakes_grid():
     config = jaxppo.PPOConfig(env="jumanji/Snake-v1", torso="conv", conv_field="grid", num_envs=4, num_steps=16,
                               total_timesteps=4 * 16 * 2, hidden_sizes=(32,))
     _, metrics = jaxppo.train(config, num_seeds=1)
@@ -192,7 +205,3 @@ def test_a_conv_torso_reads_one_named_field_of_the_flat_observation():
                            learning_starts=200, buffer_size=200, batch_size=16, hidden_sizes=(32,))
     _, metrics = jaxppo.train(dqn, num_seeds=1)
     assert np.all(np.isfinite(metrics["q_mean"]))
-    with pytest.raises(ValueError, match="grid fields: \\['grid'\\]"):
-        jaxppo.make_algorithm(config.replace(conv_field="step_count"))
-    with pytest.raises(ValueError, match="needs torso: conv"):
-        jaxppo.PPOConfig(env="jumanji/Snake-v1", conv_field="grid")

@@ -520,8 +520,8 @@ class RateClock:
     run), so a rate that counts it makes the first ETAs several times too long. After the first chunk
     the text says so; from the second on it gives the rate over the chunks since the first, and the ETA
     at that rate. A later chunk of a length not run before (evaluation points cut a short run into
-    chunks of two or three lengths) compiles its own program: ``compiled=True`` leaves its time and steps
-    out of the rate too. ``clock`` is there for tests.
+    chunks of two or three lengths) compiles its own program, so its time and steps are left out of the
+    rate too; the clock tells chunk lengths apart by their steps. ``clock`` is there for tests.
     """
 
     def __init__(self, total_steps: int, steps_done: int, clock: Callable[[], float] = time.perf_counter):
@@ -532,11 +532,14 @@ class RateClock:
         self._first_steps = steps_done
         self._last: tuple[int, float] = (steps_done, 0.0)
         self._left_out: tuple[int, float] = (0, 0.0)  # steps and seconds of later chunks that compiled
+        self._chunk_sizes: set[int] = set()  # steps per chunk already run (each size compiled once)
 
-    def chunk_done(self, steps_done: int, compiled: bool = False) -> str:
+    def chunk_done(self, steps_done: int) -> str:
         now = self._clock()
         last_steps, last_time = self._last
         self._last = (steps_done, now)
+        compiled = steps_done - last_steps not in self._chunk_sizes
+        self._chunk_sizes.add(steps_done - last_steps)
         if self._start_time is None:
             self._start_steps, self._start_time = steps_done, now
             if steps_done >= self._total:
@@ -580,7 +583,6 @@ def _train_loop(ctx: _RunContext, state: Any, records: Records, progress: bool, 
                dynamic_ncols=True, file=sys.stderr,
                bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]")
     bar.set_postfix_str("compiling the first chunk", refresh=True)
-    chunk_lengths: set[int] = set()  # chunk programs compiled so far, by length in updates
     clock = RateClock(num_updates * steps_all_seeds, records.update * steps_all_seeds)
     writer: Optional[CheckpointWriter] = None
     session_start = time.perf_counter()
@@ -621,8 +623,7 @@ def _train_loop(ctx: _RunContext, state: Any, records: Records, progress: bool, 
                         "config": config_lib.config_to_dict(config),
                     })
             status = _progress_text(records)
-            timing = clock.chunk_done(stop * steps_all_seeds, compiled=(stop - start) not in chunk_lengths)
-            chunk_lengths.add(stop - start)
+            timing = clock.chunk_done(stop * steps_all_seeds)
             bar.set_postfix_str(f"{status}, {timing}", refresh=False)
             bar.update((stop - start) * steps_all_seeds)
             if not progress:

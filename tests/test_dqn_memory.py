@@ -90,6 +90,7 @@ def test_burn_in_steps_refresh_the_memory_but_carry_no_loss():
     ctx, state, steps = _acting_record(config, 40)
     window = config.burn_in + config.sequence_length
     batch = jax.tree.map(lambda x: jnp.stack([jnp.swapaxes(x, 0, 1)[e, 10:10 + window] for e in range(4)]), steps)
+    batch = batch._replace(memory=batch.memory[:, 0])  # as sample_sequences gives it: the first step's memory
     loss = jax.jit(lambda b: dqn.dqn_loss(state.params, state.target_params, ctx, b)[0])
     base = loss(batch)
     burn = slice(0, config.burn_in)
@@ -114,6 +115,10 @@ def test_chunks_give_the_one_call_result_and_the_run_evaluates():
     assert np.asarray(whole_metrics["learning"]).sum() == dqn.learning_steps(config) and np.all(np.isfinite(whole_metrics["td_loss"]))
     assert set(whole.memory) == {"q", "first"} and whole.memory["q"].shape == (4, 16)
     assert whole.buffer.storage.memory.shape == (400, 16)
+    sampled = replay.sample_sequences(whole.buffer, jax.random.PRNGKey(2), 8, 6, 4)
+    slots = replay.sequence_slots(whole.buffer, jax.random.PRNGKey(2), 8, 6, 4)
+    np.testing.assert_array_equal(sampled.memory, whole.buffer.storage.memory[slots[:, 0]])
+    assert sampled.obs.shape == (8, 6, 4)
     out = jax.jit(algorithm.evaluate)(whole, jax.random.PRNGKey(1))
     assert out["eval_return"].shape == (config.run.eval_episodes,) and np.all(out["eval_return"] >= 1)
     with pytest.raises(ValueError, match="act_with_memory"):

@@ -438,5 +438,5 @@ def test_a_later_chunk_that_compiles_a_new_length_is_left_out_of_the_rate():
     clock = runner.RateClock(total_steps=6000, steps_done=0, clock=lambda: next(times))
     clock.chunk_done(1000)
     assert clock.chunk_done(2000) == "500 steps/s, ETA 0:08"
-    assert clock.chunk_done(2500, compiled=True) == "500 steps/s, ETA 0:07"
+    assert clock.chunk_done(2500) == "500 steps/s, ETA 0:07"
     assert clock.chunk_done(3500) == "500 steps/s, ETA 0:05"

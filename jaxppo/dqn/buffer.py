@@ -150,9 +150,13 @@ def sequence_slots(buffer: ReplayBuffer, key: jax.Array, batch_size: int, length
 def sample_sequences(buffer: ReplayBuffer, key: jax.Array, batch_size: int, length: int, num_streams: int
                      ) -> Transition:
     """``batch_size`` sequences of ``length`` consecutive steps of one env each, ``[batch_size, length, ...]``
-    per field (``sequence_slots``)."""
+    per field (``sequence_slots``), except ``memory``: a replay starts from the memory stored at its first
+    step only, so just that one is gathered, ``[batch_size, memory_size]``."""
     slots = sequence_slots(buffer, key, batch_size, length, num_streams)
-    return jax.tree.map(lambda store: store.at[slots].get(mode="promise_in_bounds"), buffer.storage)
+    gather = lambda store, where: store.at[where].get(mode="promise_in_bounds")  # noqa: E731
+    steps = jax.tree.map(lambda store: gather(store, slots), buffer.storage._replace(memory=None))
+    memory = None if buffer.storage.memory is None else gather(buffer.storage.memory, slots[:, 0])
+    return steps._replace(memory=memory)
 
 
 def transition_bytes(example: Transition) -> int:

@@ -423,12 +423,13 @@ def sequence_q_values(ctx: DQNContext, params: Any, memory: jax.Array, obs: jax.
 
 def _sequence_q_values(ctx: DQNContext, params: Any, target_params: Any, batch: replay.Transition
                        ) -> tuple[QValues, replay.Transition]:
-    """Replays sampled sequences (``batch`` leaves ``[B, burn_in + sequence_length, ...]``) R2D2's way: both
+    """Replays sampled sequences (``batch`` leaves ``[B, burn_in + sequence_length, ...]``, its ``memory`` the
+    ``[B, H]`` stored at each sequence's first step: ``replay.sample_sequences``) R2D2's way: both
     networks start from the stored memory of each sequence's first step and run ``burn_in`` steps without
     a gradient, then the loss's ``sequence_length`` steps. Returns the Q-values and the loss steps' batch,
     flattened to ``[sequence_length * B, ...]`` rows (time-major)."""
     cfg = ctx.config
-    start = batch.memory[:, 0]
+    start = batch.memory  # [B, H]: the memory stored at each sequence's first step
     steps = jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), batch._replace(memory=None))  # [W, B, ...]
     burn = jax.tree.map(lambda x: x[:cfg.burn_in], steps)
     train = jax.tree.map(lambda x: x[cfg.burn_in:], steps)
@@ -442,8 +443,8 @@ def _sequence_q_values(ctx: DQNContext, params: Any, target_params: Any, batch: 
                                                    train.next_obs if cfg.double_dqn else None)
     q_target, q_target_next, _ = jax.lax.stop_gradient(
         sequence_q_values(ctx, target_params, start_memory(target_params), train.obs, train.first, train.next_obs))
-    flat = jax.tree.map(lambda x: x.reshape((-1,) + x.shape[2:]), train)
-    rows = lambda x: x.reshape((-1,) + x.shape[2:])  # noqa: E731
+    rows = lambda x: x.reshape((-1,) + x.shape[2:])  # noqa: E731  [T, B, ...] -> [T * B, ...]
+    flat = jax.tree.map(rows, train)
     q_target_next = losses.mask_q_values(rows(q_target_next), flat.next_action_mask)
     q_online_next = (losses.mask_q_values(jax.lax.stop_gradient(rows(q_online_next)), flat.next_action_mask)
                      if cfg.double_dqn else q_target_next)
